@@ -1,0 +1,44 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/bitvault/bitvault/release"
+	"github.com/bitvault/bitvault/release/check"
+	"github.com/bitvault/bitvault/release/plan"
+	"github.com/bitvault/bitvault/release/publish"
+	"github.com/bitvault/bitvault/release/record"
+)
+
+type publishOptions struct {
+	commonOptions
+	DryRun     bool
+	AllowDirty bool
+	Registry   string
+}
+
+func (o *publishOptions) AddFlags(fs *pflag.FlagSet) {
+	o.commonOptions.AddFlags(fs)
+	fs.BoolVar(&o.DryRun, "dry-run", false, "publish to an embedded registry on 127.0.0.1")
+	fs.BoolVar(&o.AllowDirty, "allow-dirty", false, "publish a work tree with uncommitted changes")
+	fs.StringVar(&o.Registry, "registry", "", "registry prefix to publish to (overrides the configuration)")
+}
+
+func newPublishCommand() *cobra.Command {
+	o := &publishOptions{}
+	cmd := &cobra.Command{
+		Use:   "publish",
+		Short: "Push the built, checked images from dist/oci by digest, then tag v<semver> and <git-sha>",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := o.open(release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry})
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), cmd.OutOrStdout(), r, plan.Stage{}, check.Stage{}, publish.Stage{}, record.Stage{})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}

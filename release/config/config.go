@@ -1,0 +1,330 @@
+// Package config loads and validates bvrelease.yaml, the release configuration.
+//
+// Errors name the file, the line and the field, and say how to fix it:
+//
+//	bvrelease.yaml:14: artifacts[1].dockerfile: service/Dockerfil does not exist; fix the path (relative to the repository root)
+//
+// Unknown fields are errors, so a typo never silently disables a setting.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bitvault/bitvault/builder/bases"
+)
+
+// FileName is the conventional name of the configuration at the repository root.
+const FileName = "bvrelease.yaml"
+
+// Config is the whole of bvrelease.yaml.
+type Config struct {
+	Version   int        `yaml:"version"`
+	Project   string     `yaml:"project"`
+	Registry  string     `yaml:"registry"`
+	Platforms []string   `yaml:"platforms"`
+	Artifacts []Artifact `yaml:"artifacts"`
+	Secrets   []Secret   `yaml:"secrets,omitempty"`
+	Bases     Bases      `yaml:"bases"`
+
+	// Path is the file the configuration was read from; Root is its directory,
+	// against which every relative path in it is resolved.
+	Path string `yaml:"-"`
+	Root string `yaml:"-"`
+}
+
+// Artifact is one image: a Dockerfile target built for every platform.
+type Artifact struct {
+	Name       string            `yaml:"name"`
+	Context    string            `yaml:"context"`
+	Dockerfile string            `yaml:"dockerfile"`
+	Target     string            `yaml:"target,omitempty"`
+	BuildArgs  map[string]string `yaml:"build_args,omitempty"`
+
+	line int
+}
+
+// Secret is a build secret handed to BuildKit's secret provider under ID,
+// read from an environment variable or a file. It reaches a build only through
+// `RUN --mount=type=secret,id=<ID>`, never as a build argument.
+type Secret struct {
+	ID   string `yaml:"id"`
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
+
+	line int
+}
+
+// Bases says where base images come from. Mode is one of BasesAuto (upstream
+// when the registry answers, stand-ins otherwise), BasesStandin or BasesUpstream.
+type Bases struct {
+	Mode       string `yaml:"mode"`
+	Lock       string `yaml:"lock"`
+	bases.Spec `yaml:",inline"`
+}
+
+// Base modes.
+const (
+	BasesAuto     = "auto"
+	BasesStandin  = "standin"
+	BasesUpstream = "upstream"
+)
+
+// Error is a configuration error at a line of the file.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", loc, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+}
+
+func (a *Artifact) UnmarshalYAML(n *yaml.Node) error {
+	type plain Artifact
+	if err := n.Decode((*plain)(a)); err != nil {
+		return err
+	}
+	a.line = n.Line
+	return nil
+}
+
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	type plain Secret
+	if err := n.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	s.line = n.Line
+	return nil
+}
+
+// Load reads and validates the configuration at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no release configuration; create it (see README.md, 'bvrelease.yaml') or pass --config", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read release configuration: %w", err)
+	}
+	return Parse(path, data)
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// Parse validates data as the configuration file at path.
+func Parse(path string, data []byte) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Path: path, Root: filepath.Dir(abs)}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, yamlError(path, err)
+	}
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func yamlError(path string, err error) error {
+	if errors.Is(err, io.EOF) {
+		return &Error{File: path, Msg: "the file is empty; it needs at least version, registry, platforms and artifacts"}
+	}
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var out []error
+	for _, m := range msgs {
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			var line int
+			fmt.Sscanf(sm[1], "%d", &line)
+			out = append(out, &Error{File: path, Line: line, Msg: sm[2] + " (check the spelling against README.md's bvrelease.yaml reference)"})
+			continue
+		}
+		out = append(out, &Error{File: path, Msg: m})
+	}
+	return errors.Join(out...)
+}
+
+func (c *Config) applyDefaults() {
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if len(c.Platforms) == 0 {
+		c.Platforms = []string{"linux/amd64", "linux/arm64"}
+	}
+	if c.Bases.Mode == "" {
+		c.Bases.Mode = BasesAuto
+	}
+	if c.Bases.Lock == "" {
+		c.Bases.Lock = "bases.lock.json"
+	}
+	for i := range c.Artifacts {
+		a := &c.Artifacts[i]
+		if a.Dockerfile == "" && a.Context != "" {
+			a.Dockerfile = filepath.ToSlash(filepath.Join(a.Context, "Dockerfile"))
+		}
+	}
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+	platformRE = regexp.MustCompile(`^linux/(amd64|arm64|arm/v7|ppc64le|s390x|riscv64)$`)
+	secretIDRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+)
+
+func (c *Config) validate() error {
+	var errs []error
+	add := func(line int, field, format string, args ...any) {
+		errs = append(errs, &Error{File: c.Path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Version != 1 {
+		add(0, "version", "unsupported version %d; this bvrelease reads version 1", c.Version)
+	}
+	if c.Registry == "" {
+		add(0, "registry", "missing; set the repository prefix images are pushed to, e.g. registry: ghcr.io/bitvault")
+	} else if strings.Contains(c.Registry, ":latest") || strings.HasSuffix(c.Registry, "/") {
+		add(0, "registry", "%q must be a repository prefix without a tag or trailing slash, e.g. ghcr.io/bitvault", c.Registry)
+	}
+	for i, p := range c.Platforms {
+		if !platformRE.MatchString(p) {
+			add(0, fmt.Sprintf("platforms[%d]", i), "%q is not a supported platform; use linux/amd64, linux/arm64, ...", p)
+		}
+	}
+	if len(c.Artifacts) == 0 {
+		add(0, "artifacts", "no artifacts; list at least one image with name, context and dockerfile")
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Artifacts {
+		f := fmt.Sprintf("artifacts[%d]", i)
+		switch {
+		case a.Name == "":
+			add(a.line, f+".name", "missing; every artifact needs a name (the image repository under the registry)")
+		case !nameRE.MatchString(a.Name):
+			add(a.line, f+".name", "%q is not a valid repository name (lower-case letters, digits, '.', '_', '-')", a.Name)
+		case a.Name == "latest":
+			add(a.line, f+".name", "'latest' is never a name or a tag here; pick a real name")
+		case seen[a.Name]:
+			add(a.line, f+".name", "%q is listed twice; artifact names must be unique", a.Name)
+		}
+		seen[a.Name] = true
+		if a.Context == "" {
+			add(a.line, f+".context", "missing; set the build context directory relative to %s", filepath.Base(c.Path))
+		} else if st, err := os.Stat(c.Abs(a.Context)); err != nil || !st.IsDir() {
+			add(a.line, f+".context", "%s is not a directory; fix the path (relative to the repository root)", a.Context)
+		}
+		if a.Dockerfile != "" {
+			if st, err := os.Stat(c.Abs(a.Dockerfile)); err != nil || st.IsDir() {
+				add(a.line, f+".dockerfile", "%s does not exist; fix the path (relative to the repository root)", a.Dockerfile)
+			}
+		}
+		for k := range a.BuildArgs {
+			if looksSecret(k) {
+				add(a.line, f+".build_args."+k, "looks like a secret; build arguments end up in the image history: declare it under secrets: and use RUN --mount=type=secret,id=...")
+			}
+		}
+	}
+	ids := map[string]bool{}
+	for i, s := range c.Secrets {
+		f := fmt.Sprintf("secrets[%d]", i)
+		if !secretIDRE.MatchString(s.ID) {
+			add(s.line, f+".id", "%q is not a valid secret id (letters, digits, '.', '_', '-')", s.ID)
+		}
+		if ids[s.ID] {
+			add(s.line, f+".id", "%q is listed twice", s.ID)
+		}
+		ids[s.ID] = true
+		if (s.Env == "") == (s.File == "") {
+			add(s.line, f, "set exactly one of env (an environment variable name) or file (a path)")
+		}
+	}
+	if !slices.Contains([]string{BasesAuto, BasesStandin, BasesUpstream}, c.Bases.Mode) {
+		add(0, "bases.mode", "%q is not one of auto, standin, upstream", c.Bases.Mode)
+	}
+	return errors.Join(errs...)
+}
+
+func looksSecret(name string) bool {
+	n := strings.ToUpper(name)
+	for _, w := range []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Abs resolves a path from the configuration against its directory.
+func (c *Config) Abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Root, filepath.FromSlash(p))
+}
+
+// Artifact returns the artifact called name.
+func (c *Config) Artifact(name string) (Artifact, bool) {
+	for _, a := range c.Artifacts {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Artifact{}, false
+}
+
+// Repository is the image repository of an artifact, e.g. ghcr.io/bitvault/bitvaultd.
+func (c *Config) Repository(a Artifact) string { return c.Registry + "/" + a.Name }
+
+// SecretValues reads every configured secret. A secret whose source is absent
+// is left out (the Dockerfile's mount is then expected to be required=false);
+// a file that exists but cannot be read is an error.
+func (c *Config) SecretValues(getenv func(string) string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, s := range c.Secrets {
+		if s.Env != "" {
+			if v := getenv(s.Env); v != "" {
+				out[s.ID] = []byte(v)
+			}
+			continue
+		}
+		p := s.File
+		if strings.HasPrefix(p, "~/") {
+			home, _ := os.UserHomeDir()
+			p = filepath.Join(home, p[2:])
+		}
+		data, err := os.ReadFile(c.Abs(p))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", s.ID, err)
+		}
+		out[s.ID] = data
+	}
+	return out, nil
+}

@@ -1,0 +1,240 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/bitvault/bitvault/builder"
+	"github.com/bitvault/bitvault/internal/testsupport/buildkittest"
+	"github.com/bitvault/bitvault/internal/testsupport/runctest"
+	"github.com/bitvault/bitvault/release"
+	"github.com/bitvault/bitvault/release/config"
+	"github.com/bitvault/bitvault/release/pipeline"
+	"github.com/bitvault/bitvault/release/publish"
+)
+
+func TestMain(m *testing.M) { buildkittest.Main(m, "pipeline") }
+
+// dist is shared by the tests of this package: the full release is built once.
+var dist = filepath.Join(os.TempDir(), "bvrelease-e2e-dist")
+
+func repoConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("../../bvrelease.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func newRelease(t *testing.T, o release.Options) *release.Release {
+	cfg := repoConfig(t)
+	o.BasesMode = config.BasesStandin // offline, whatever the network says
+	o.Progress = "plain"
+	o.Log = testWriter{t}
+	d := buildkittest.Daemon(t)
+	r := release.New(cfg, dist, o)
+	r.Daemon = d // shared daemon; not closed by the release
+	t.Cleanup(func() { r.Daemon = nil; r.Close() })
+	return r
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestDryRunRelease runs the whole pipeline offline, as the README's dry-run
+// does, and checks what it leaves behind; then proves the images run hardened.
+func TestDryRunRelease(t *testing.T) {
+	ctx := context.Background()
+	r := newRelease(t, release.Options{DryRun: true})
+	if err := pipeline.Run(ctx, r, pipeline.Release()...); err != nil {
+		t.Fatal(err)
+	}
+	rec := readRecord(t)
+	if len(rec.Artifacts) != 3 {
+		t.Fatalf("record has %d artifacts, want 3", len(rec.Artifacts))
+	}
+	lp, err := builder.OpenLayout(filepath.Join(dist, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range rec.Artifacts {
+		t.Run(a.Name, func(t *testing.T) {
+			if len(a.Manifests) != 2 || a.Manifests[0].Platform != "linux/amd64" || a.Manifests[1].Platform != "linux/arm64" {
+				t.Errorf("manifests = %+v, want linux/amd64 + linux/arm64", a.Manifests)
+			}
+			if a.Check == nil || !a.Check.Passed || a.Check.Digest != a.Digest {
+				t.Errorf("check = %+v, want passed for %s", a.Check, a.Digest)
+			}
+			if a.Published == nil || a.Published.Reference != a.Published.Repository+"@"+a.Digest {
+				t.Fatalf("published = %+v, want the repository at %s", a.Published, a.Digest)
+			}
+			if strings.Join(a.Published.Tags, ",") != strings.Join(rec.Tags, ",") {
+				t.Errorf("tags = %v, want %v", a.Published.Tags, rec.Tags)
+			}
+			for _, tag := range a.Published.Tags {
+				if tag == "latest" {
+					t.Error("latest was written")
+				}
+			}
+			got, err := builder.Describe(lp, a.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Digest.String() != a.Digest {
+				t.Errorf("dist/oci has %s, record says %s", got.Digest, a.Digest)
+			}
+		})
+	}
+	for _, b := range rec.Bases {
+		if b.Used != "standin" || !strings.HasPrefix(b.Digest, "sha256:") || len(b.Inputs) == 0 {
+			t.Errorf("base %s: used=%s digest=%q inputs=%d, want a recorded stand-in", b.Ref, b.Used, b.Digest, len(b.Inputs))
+		}
+	}
+	if rec.SourceDateEpoch == 0 || rec.Commit == "" {
+		t.Errorf("record lacks the plan: %+v", rec)
+	}
+}
+
+// TestResume re-runs the pipeline: nothing is rebuilt, and a publish to a
+// second registry pushes the same digests.
+func TestResume(t *testing.T) {
+	ctx := context.Background()
+	r := newRelease(t, release.Options{DryRun: true})
+	if err := pipeline.Run(ctx, r, pipeline.Release()...); err != nil {
+		t.Fatal(err)
+	}
+	before := readRecord(t)
+	r2 := newRelease(t, release.Options{DryRun: true})
+	if err := pipeline.Run(ctx, r2, pipeline.Release()...); err != nil {
+		t.Fatal(err)
+	}
+	after := readRecord(t)
+	for _, s := range after.Stages {
+		if s.Name == "build" && s.Status != "skipped" {
+			t.Errorf("build stage on an unchanged tree: %s, want skipped", s.Status)
+		}
+	}
+	for i := range before.Artifacts {
+		if before.Artifacts[i].Digest != after.Artifacts[i].Digest {
+			t.Errorf("%s: digest changed on resume", before.Artifacts[i].Name)
+		}
+	}
+	// The images really are in a registry: push to one we hold open and read back.
+	host, stop, err := publish.StartEmbeddedRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	r3 := newRelease(t, release.Options{Registry: host + "/bv", AllowDirty: true})
+	if err := pipeline.Run(ctx, r3, pipeline.Release()...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range readRecord(t).Artifacts {
+		for _, tag := range append([]string{a.Digest}, a.Published.Tags...) {
+			sep := ":"
+			if strings.HasPrefix(tag, "sha256:") {
+				sep = "@"
+			}
+			ref, err := name.ParseReference(host + "/bv/" + a.Name + sep + tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			desc, err := remote.Head(ref)
+			if err != nil {
+				t.Fatalf("%s: %v", ref, err)
+			}
+			if desc.Digest.String() != a.Digest {
+				t.Errorf("%s points at %s, want %s", ref, desc.Digest, a.Digest)
+			}
+		}
+		if _, err := remote.Head(mustRef(t, host+"/bv/"+a.Name+":latest")); err == nil {
+			t.Errorf("%s: a latest tag exists", a.Name)
+		}
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TestRuntimeProof runs the amd64 images with runc as 65532:65532 on a
+// read-only root with a tmpfs /tmp and no capabilities.
+func TestRuntimeProof(t *testing.T) {
+	ctx := context.Background()
+	r := newRelease(t, release.Options{DryRun: true})
+	if err := pipeline.Run(ctx, r, pipeline.Build()...); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := builder.OpenLayout(filepath.Join(dist, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		artifact string
+		env      func(port int) []string
+		path     string
+		want     string
+	}{
+		{"bitvaultd", func(p int) []string { return []string{fmt.Sprintf("BITVAULT_HTTP_ADDR=127.0.0.1:%d", p)} }, "/healthz", ""},
+		{"bitvault-worker", func(p int) []string { return []string{fmt.Sprintf("BITVAULT_HTTP_ADDR=127.0.0.1:%d", p)} }, "/readyz", "ok"},
+		{"bitvault-web", func(p int) []string { return []string{fmt.Sprintf("PORT=%d", p), "HOSTNAME=127.0.0.1"} }, "/", "BitVault"},
+	} {
+		t.Run(tc.artifact, func(t *testing.T) {
+			idx, _, err := builder.Index(lp, tc.artifact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			im, _ := idx.IndexManifest()
+			var found bool
+			for _, m := range im.Manifests {
+				if m.Platform == nil || m.Platform.Architecture != "amd64" {
+					continue
+				}
+				found = true
+				img, err := idx.Image(m.Digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				port := runctest.FreePort(t)
+				c := runctest.Start(t, img, tc.env(port)...)
+				body := c.WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, tc.path), 200)
+				if !strings.Contains(string(body), tc.want) {
+					t.Errorf("%s answered %q, want it to contain %q", tc.path, body, tc.want)
+				}
+			}
+			if !found {
+				t.Fatal("no linux/amd64 image")
+			}
+		})
+	}
+}
+
+func readRecord(t *testing.T) release.Record {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dist, "release.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec release.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}

@@ -1,0 +1,117 @@
+// Package record writes dist/release.json and prints the release summary: a
+// table for people on the run's output, and the same facts as JSON for
+// machines.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/bitvault/bitvault/release"
+)
+
+// Stage records the release.
+type Stage struct{ Out io.Writer }
+
+func (Stage) Name() string { return "record" }
+
+func (s Stage) Run(ctx context.Context, r *release.Release) error {
+	if err := Write(r); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Write saves r.Record to dist/release.json atomically.
+func Write(r *release.Release) error {
+	data, err := json.MarshalIndent(r.Record, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.Dist, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(r.Dist, ".release-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), r.RecordPath())
+}
+
+// Summary prints the human table of a record.
+func Summary(w io.Writer, rec release.Record, recordPath string) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nRELEASE %s %s  commit %.12s  dry-run %v\n\n", rec.Project, rec.Version, rec.Commit, rec.DryRun)
+	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tBUILD")
+	for _, a := range rec.Artifacts {
+		check := "-"
+		if a.Check != nil {
+			check = "pass"
+			if !a.Check.Passed {
+				check = fmt.Sprintf("FAIL (%d)", len(a.Check.Violations))
+			}
+		}
+		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t%.1fs\n", a.Name, a.Digest, check, a.BuildSeconds)
+		for _, m := range a.Manifests {
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t\n", m.Platform, m.Digest, human(m.ImageSize))
+		}
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "PUBLISHED\tREFERENCE\tTAGS")
+	for _, a := range rec.Artifacts {
+		if a.Published == nil {
+			fmt.Fprintf(tw, "%s\t(not published)\t\n", a.Name)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Published.Reference, strings.Join(a.Published.Tags, ", "))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "BASE\tUSED\tDIGEST\tFOR")
+	for _, b := range rec.Bases {
+		d := b.Digest
+		if d == "" {
+			d = "(pinned upstream digest)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Ref, b.Used, d, strings.Join(b.UsedBy, ", "))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "STAGE\tSTATUS\tTIME\tNOTE")
+	for _, s := range rec.Stages {
+		fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\n", s.Name, s.Status, s.Seconds, s.Reason)
+	}
+	tw.Flush()
+	if recordPath != "" {
+		rel := recordPath
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, recordPath); err == nil && !strings.HasPrefix(r, "..") {
+				rel = r
+			}
+		}
+		fmt.Fprintf(w, "\nrecord: %s\n", rel)
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}

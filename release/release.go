@@ -1,0 +1,224 @@
+// Package release holds the state a release run carries from stage to stage,
+// the Stage contract, and the record written to dist/release.json.
+//
+// A stage is a small type with a Name and Run(ctx, *Release). It reads what
+// earlier stages (of this run or of an earlier, interrupted one) left in
+// Release and in dist/, skips work already done for the same digests, and
+// returns Skip(reason) when it has nothing to do: the summary prints the
+// reason, so a skip is never silent.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bitvault/bitvault/builder"
+	"github.com/bitvault/bitvault/builder/bases"
+	"github.com/bitvault/bitvault/builder/buildkitd"
+	"github.com/bitvault/bitvault/builder/rules"
+	"github.com/bitvault/bitvault/release/config"
+)
+
+// Stage is one step of the pipeline.
+type Stage interface {
+	Name() string
+	Run(ctx context.Context, r *Release) error
+}
+
+// SkipError is returned by a stage that had nothing to do, with the reason.
+type SkipError struct{ Reason string }
+
+func (e *SkipError) Error() string { return "skipped: " + e.Reason }
+
+// Skip returns a SkipError.
+func Skip(format string, args ...any) error { return &SkipError{Reason: fmt.Sprintf(format, args...)} }
+
+// IsSkip reports whether err is a skip, and its reason.
+func IsSkip(err error) (string, bool) {
+	var s *SkipError
+	if errors.As(err, &s) {
+		return s.Reason, true
+	}
+	return "", false
+}
+
+// Options are the knobs of one run, from flags.
+type Options struct {
+	DryRun             bool
+	AllowDirty         bool
+	BasesMode          string // overrides bases.mode from the config when set
+	Registry           string // overrides the config's registry when set
+	Only               []string
+	VerifyReproducible bool
+	BuildkitHost       string
+	Progress           string // BuildKit display: auto, tty, plain, quiet
+	Log                io.Writer
+}
+
+// Release is the state of one run; Record is what dist/release.json holds.
+type Release struct {
+	Options
+	Config *config.Config
+	Dist   string
+	Record Record
+
+	// Set by stages for later ones within the same run.
+	Daemon        *buildkitd.Daemon
+	NamedContexts []builder.NamedContext
+
+	closers []func()
+}
+
+// OnClose registers f to run when the release is closed (LIFO).
+func (r *Release) OnClose(f func()) { r.closers = append(r.closers, f) }
+
+// Artifacts returns the artifacts selected for this run.
+func (r *Release) Artifacts() []config.Artifact {
+	if len(r.Only) == 0 {
+		return r.Config.Artifacts
+	}
+	var out []config.Artifact
+	for _, a := range r.Config.Artifacts {
+		for _, n := range r.Only {
+			if a.Name == n {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// OCIDir is the local OCI layout every stage after build reads.
+func (r *Release) OCIDir() string { return filepath.Join(r.Dist, "oci") }
+
+// BasesDir is the OCI layout holding the base stand-ins.
+func (r *Release) BasesDir() string { return filepath.Join(r.Dist, "bases") }
+
+// RecordPath is dist/release.json.
+func (r *Release) RecordPath() string { return filepath.Join(r.Dist, "release.json") }
+
+// Logf writes a progress line.
+func (r *Release) Logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format+"\n", args...)
+	}
+}
+
+// Artifact returns the record of the named artifact, creating it.
+func (r *Release) Artifact(name string) *ArtifactRecord {
+	for i := range r.Record.Artifacts {
+		if r.Record.Artifacts[i].Name == name {
+			return &r.Record.Artifacts[i]
+		}
+	}
+	r.Record.Artifacts = append(r.Record.Artifacts, ArtifactRecord{Name: name})
+	return &r.Record.Artifacts[len(r.Record.Artifacts)-1]
+}
+
+// Close releases what stages opened (a managed buildkitd).
+func (r *Release) Close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+	if r.Daemon != nil {
+		r.Daemon.Close()
+		r.Daemon = nil
+	}
+}
+
+// Connect returns the BuildKit daemon, connecting (or starting one) once per run.
+func (r *Release) Connect(ctx context.Context) (*buildkitd.Daemon, error) {
+	if r.Daemon != nil {
+		return r.Daemon, nil
+	}
+	d, err := buildkitd.Connect(ctx, buildkitd.Options{Host: r.BuildkitHost, Log: r.Log})
+	if err != nil {
+		return nil, err
+	}
+	r.Daemon = d
+	return d, nil
+}
+
+// Schema identifies the format of dist/release.json.
+const Schema = "https://github.com/bitvault/bitvault/release/v1"
+
+// Record is dist/release.json.
+type Record struct {
+	Schema          string           `json:"schema"`
+	Project         string           `json:"project"`
+	Version         string           `json:"version"`
+	Commit          string           `json:"commit"`
+	Dirty           bool             `json:"dirty"`
+	SourceDateEpoch int64            `json:"source_date_epoch"`
+	DryRun          bool             `json:"dry_run"`
+	Registry        string           `json:"registry"`
+	Platforms       []string         `json:"platforms"`
+	Tags            []string         `json:"tags"`
+	ConfigDigest    string           `json:"config_digest"`
+	BasesMode       string           `json:"bases_mode"`
+	Bases           []BaseRecord     `json:"bases"`
+	Artifacts       []ArtifactRecord `json:"artifacts"`
+	Stages          []StageRecord    `json:"stages"`
+}
+
+// BaseRecord says which image stood for a pinned FROM reference.
+type BaseRecord struct {
+	Ref    string        `json:"ref"`              // the FROM reference as written
+	Used   string        `json:"used"`             // "upstream" or "standin"
+	Digest string        `json:"digest,omitempty"` // the stand-in index actually used
+	Kind   string        `json:"kind,omitempty"`
+	Inputs []bases.Input `json:"inputs,omitempty"`
+	UsedBy []string      `json:"used_by"`
+}
+
+// ArtifactRecord is everything known about one image.
+type ArtifactRecord struct {
+	Name         string             `json:"name"`
+	Dockerfile   string             `json:"dockerfile"`
+	Target       string             `json:"target,omitempty"`
+	InputsDigest string             `json:"inputs_digest,omitempty"`
+	Digest       string             `json:"digest,omitempty"`
+	Manifests    []builder.Manifest `json:"manifests,omitempty"`
+	BuildSeconds float64            `json:"build_seconds,omitempty"`
+	Check        *CheckRecord       `json:"check,omitempty"`
+	Published    *PublishRecord     `json:"published,omitempty"`
+}
+
+// CheckRecord is the image-rule verdict for an artifact.
+type CheckRecord struct {
+	Digest     string            `json:"digest"` // the index the verdict is for
+	Passed     bool              `json:"passed"`
+	Violations []rules.Violation `json:"violations"`
+}
+
+// PublishRecord says where an artifact was pushed.
+type PublishRecord struct {
+	Repository string   `json:"repository"`
+	Reference  string   `json:"reference"` // repository@sha256:...
+	Tags       []string `json:"tags"`
+}
+
+// StageRecord is how a stage ended.
+type StageRecord struct {
+	Name    string  `json:"name"`
+	Status  string  `json:"status"` // ok, skipped, failed
+	Reason  string  `json:"reason,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Digest parses an artifact's recorded index digest.
+func (a ArtifactRecord) Hash() (v1.Hash, error) { return v1.NewHash(a.Digest) }
+
+// New loads the configuration and prepares a run writing into dist.
+func New(cfg *config.Config, dist string, o Options) *Release {
+	if dist == "" {
+		dist = filepath.Join(cfg.Root, "dist")
+	}
+	return &Release{Options: o, Config: cfg, Dist: dist}
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: the release toolkit (root module) and the service
+# module, then the reproducibility gate on the real images. Tests that need
+# BuildKit (root + runc) fail rather than skip when BITVAULT_REQUIRE_BUILDKIT=1.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export BITVAULT_REQUIRE_BUILDKIT=${BITVAULT_REQUIRE_BUILDKIT:-1}
+echo "== go vet" >&2
+go vet ./...
+(cd service && go vet ./...)
+echo "== go test (toolkit)" >&2
+go test -count=1 -timeout 40m ./...
+echo "== go test (service)" >&2
+(cd service && go test -count=1 -timeout 10m ./...)

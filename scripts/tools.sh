@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the pinned external tools from tools/<name>/go.mod once and caches them by version
+# under $BITVAULT_TOOLS_DIR (default ~/.cache/bitvault/tools/<name>-<version>/).
+# Usage: scripts/tools.sh [tool...]   (default: every tool the tests and the dry-run need)
+# Prints nothing but progress on stderr; exits non-zero when a build fails.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${BITVAULT_TOOLS_DIR:-$HOME/.cache/bitvault/tools}
+
+tool_version() { # module dir, module path
+  (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+build_tool() { # name module-path ldflags-var bin-packages...
+  local name=$1 mod=$2 ldvar=$3; shift 3
+  local ver; ver=$(tool_version "$name" "$mod")
+  local dir="$cache/$name-$ver"
+  local missing=0
+  for pkg in "$@"; do [ -x "$dir/$(basename "$pkg")" ] || missing=1; done
+  if [ $missing = 0 ]; then echo "tools: $name $ver cached in $dir" >&2; return 0; fi
+  echo "tools: building $name $ver into $dir (first time only; several minutes)" >&2
+  mkdir -p "$dir.tmp"
+  local ld=""
+  [ -n "$ldvar" ] && ld="-X $ldvar=$ver"
+  for pkg in "$@"; do
+    (cd "$root/tools/$name" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$dir.tmp/$(basename "$pkg")" "$pkg")
+  done
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+}
+
+want=${*:-buildkit}
+for t in $want; do
+  case $t in
+    buildkit) build_tool buildkit github.com/moby/buildkit github.com/moby/buildkit/version.Version \
+                github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl ;;
+    *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+  esac
+done

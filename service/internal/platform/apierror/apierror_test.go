@@ -1,0 +1,55 @@
+package apierror
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
+)
+
+func TestErrors(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	tests := []struct {
+		name      string
+		handler   http.Handler
+		method    string
+		wantCode  int
+		wantErr   string // "" means no error body
+		wantAllow string
+	}{
+		{name: "not found", handler: http.HandlerFunc(NotFound), method: http.MethodGet, wantCode: http.StatusNotFound, wantErr: "not_found"},
+		{name: "allowed GET", handler: Methods(ok, http.MethodGet), method: http.MethodGet, wantCode: http.StatusNoContent},
+		{name: "HEAD allowed with GET", handler: Methods(ok, http.MethodGet), method: http.MethodHead, wantCode: http.StatusNoContent},
+		{name: "POST not allowed", handler: Methods(ok, http.MethodGet), method: http.MethodPost, wantCode: http.StatusMethodNotAllowed, wantErr: "method_not_allowed", wantAllow: "GET, HEAD"},
+		{name: "GET not allowed on PUT", handler: Methods(ok, http.MethodPut), method: http.MethodGet, wantCode: http.StatusMethodNotAllowed, wantErr: "method_not_allowed", wantAllow: "PUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, "/v1/thing", nil)
+			req = req.WithContext(bvlog.WithRequestID(req.Context(), "rid-1"))
+			rec := httptest.NewRecorder()
+			tt.handler.ServeHTTP(rec, req)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("status = %d, want %d", rec.Code, tt.wantCode)
+			}
+			if got := rec.Header().Get("Allow"); got != tt.wantAllow {
+				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
+			}
+			if tt.wantErr == "" {
+				return
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			var e Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if e.Code != tt.wantErr || e.RequestID != "rid-1" || e.Message == "" {
+				t.Errorf("body = %+v, want code %q, request_id rid-1 and a message", e, tt.wantErr)
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ for t in $want; do
   case $t in
     buildkit) build_tool buildkit github.com/moby/buildkit github.com/moby/buildkit/version.Version \
                 github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl ;;
-    *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+    ko) build_tool ko github.com/google/ko "" github.com/google/ko ;;
+    *) echo "tools: unknown tool $t (known: buildkit, ko)" >&2; exit 2 ;;
   esac
 done

@@ -351,10 +351,7 @@ func (b *builder) run(ctx context.Context) ([]Built, error) {
 	}
 
 	if b.o.UpdateLock {
-		var ins []Input
-		for _, in := range b.inputs {
-			ins = append(ins, in.Input)
-		}
+		ins := b.mergedLock()
 		if err := writeLock(b.o.LockFile, b.o.Spec.Debian.Suite, ins); err != nil {
 			return nil, fmt.Errorf("write lock %s: %w", b.o.LockFile, err)
 		}
@@ -362,6 +359,27 @@ func (b *builder) run(ctx context.Context) ([]Built, error) {
 	}
 	b.logf("%d stand-ins in %s (%.1fs)", len(out), b.o.LayoutDir, time.Since(start).Seconds())
 	return out, nil
+}
+
+// mergedLock is the new lock content: every input resolved now, plus the
+// entries of the existing lock (same suite) for names/platforms this Build
+// did not resolve — other stand-ins or platforms than the ones asked for.
+func (b *builder) mergedLock() []Input {
+	type np struct{ name, platform string }
+	fresh := map[np]bool{}
+	var ins []Input
+	for _, in := range b.inputs {
+		ins = append(ins, in.Input)
+		fresh[np{in.Name, in.Platform}] = true
+	}
+	if old, err := readLock(b.o.LockFile); err == nil && old.Debian.Suite == b.o.Spec.Debian.Suite {
+		for _, in := range old.Inputs {
+			if !fresh[np{in.Name, in.Platform}] {
+				ins = append(ins, in)
+			}
+		}
+	}
+	return ins
 }
 
 // inputSetHash identifies everything a stand-in is made from: the recipe

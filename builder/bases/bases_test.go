@@ -503,9 +503,12 @@ func modeBits(m int64) os.FileMode {
 // unpacked file system (root; the worker here is amd64 only).
 func TestStandinsRun(t *testing.T) {
 	f := builtAll(t)
-	if _, err := exec.LookPath("chroot"); err != nil {
-		t.Skip("needs chroot")
+	for _, tool := range []string{"chroot", "unshare", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
 	}
+	rootsDir, roots := t.TempDir(), map[string]string{}
 	for _, tc := range []struct {
 		kind string
 		argv []string
@@ -516,14 +519,32 @@ func TestStandinsRun(t *testing.T) {
 		{KindNode, []string{"/bin/sh", "-c", "echo ok | grep -c ok && ls / >/dev/null && which wget"}, "1\n/usr/bin/wget"},
 		{KindGolang, []string{"/usr/local/go/bin/go", "version"}, "go version go" + testGo + " linux/amd64"},
 		{KindGolang, []string{"/bin/sh", "-c", "go env GOROOT GOPATH GOTOOLCHAIN"}, "/usr/local/go\n/go\nlocal"},
+		// compile and link with the stand-in's own toolchain (pkg/tool exec bits, no cgo without gcc)
+		{KindGolang, []string{"/bin/sh", "-c", `mkdir -p /tmp/h && cd /tmp/h && printf 'package main\nfunc main() { println("hi") }\n' >main.go && go mod init h 2>/dev/null && go build -o h . && ./h`}, "hi"},
 		{KindDistrolessNodejs, []string{"/nodejs/bin/node", "-e", "console.log(process.version)"}, "v" + testNode},
 	} {
 		t.Run(tc.kind+"/"+filepath.Base(tc.argv[len(tc.argv)-1]), func(t *testing.T) {
-			root := t.TempDir()
 			img := platformImage(t, f.layout, builtByKind(t, f, tc.kind).Digest, "amd64")
-			extract(t, img, root)
+			root, ok := roots[tc.kind]
+			if !ok {
+				root = filepath.Join(rootsDir, tc.kind)
+				if err := os.Mkdir(root, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				extract(t, img, root)
+				roots[tc.kind] = root
+			}
 			cf, _ := img.ConfigFile()
-			cmd := exec.Command("chroot", append([]string{root}, tc.argv...)...)
+			// A container gets /proc and /dev from its runtime; so does this
+			// chroot, in a private mount namespace that takes them away again.
+			for _, d := range []string{"proc", "dev"} {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"--mount", "--pid", "--fork", "--mount-proc=" + filepath.Join(root, "proc"),
+				"/bin/sh", "-c", `mount --rbind /dev "$0/dev" && exec chroot "$0" "$@"`, root}, tc.argv...)
+			cmd := exec.Command("unshare", args...)
 			cmd.Env = append(cf.Config.Env, "HOME=/root")
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -591,6 +612,28 @@ func TestLock(t *testing.T) {
 			}
 		})
 	}
+	// Updating the lock for a subset of stand-ins and platforms keeps the
+	// other entries.
+	t.Run("update subset", func(t *testing.T) {
+		lockFile := filepath.Join(t.TempDir(), "lock.json")
+		b, _ := os.ReadFile(f.lock)
+		if err := os.WriteFile(lockFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Build(context.Background(), Options{
+			Spec: spec, Platforms: []string{"linux/amd64"}, LayoutDir: t.TempDir(),
+			CacheDir: testCacheDir(t), LockFile: lockFile, UpdateLock: true,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := readLock(lockFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after.Inputs) != len(orig.Inputs) {
+			t.Errorf("lock has %d entries after a subset update, %d before", len(after.Inputs), len(orig.Inputs))
+		}
+	})
 	t.Run("no lock", func(t *testing.T) {
 		_, err := Build(context.Background(), Options{
 			Spec: spec, LayoutDir: t.TempDir(), CacheDir: testCacheDir(t), LockFile: filepath.Join(t.TempDir(), "none.json"),

@@ -142,10 +142,7 @@ func listSuites(lists string) (map[string]bool, error) {
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			line := sc.Text()
-			if line == "" {
-				break // end of the Release paragraph
-			}
+			line := sc.Text() // checksum lines start with a space and never match
 			for _, k := range []string{"Codename: ", "Suite: "} {
 				if v, ok := strings.CutPrefix(line, k); ok {
 					out[strings.TrimSpace(v)] = true

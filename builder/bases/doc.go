@@ -57,9 +57,11 @@
 // nothing is resolved: the locked versions are fetched (or taken from
 // CacheDir, named by name, version and digest, and re-verified) and any
 // missing entry or digest mismatch is an error telling the user to run
-// `bvrelease bases --update-lock`. With UpdateLock every input is
-// re-resolved — Debian packages to the archive's current candidate — and the
-// lock rewritten. The Debian archive keeps only current versions: a locked
+// `bvrelease bases --update-lock`. With UpdateLock every input of the
+// given stand-ins and platforms is re-resolved — Debian packages to the
+// archive's current candidate — and replaces the lock's entries of the same
+// name and platform; other entries are kept, so updating a subset of the
+// stand-ins does not drop the rest. The Debian archive keeps only current versions: a locked
 // version that has been superseded can be rebuilt only from CacheDir; the
 // fix is --update-lock. Fetching and unpacking .debs needs apt-get and
 // dpkg-deb (Debian hosts) and root for apt's sandbox settings.

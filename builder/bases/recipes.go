@@ -145,29 +145,33 @@ func (b *builder) recipe(s Standin, p platformInfo) ([]component, v1.Config) {
 	ver := func(pkg string) string { return pkg + " " + b.in(debN(pkg)).Version }
 	nodeN := need{eco: "npm", pkg: "node-linux-" + p.nodeArch, version: s.Node, platform: p.name}
 
-	busybox := component{
-		name:      "busybox",
-		createdBy: "bvrelease bases: " + ver("busybox-static") + ": /bin/busybox and a link per applet",
-		uses:      []need{debN("busybox-static")},
-		build:     func() (*tree, error) { return b.busyboxLayer(p) },
+	busybox := func() component {
+		return component{
+			name:      "busybox",
+			createdBy: "bvrelease bases: " + ver("busybox-static") + ": /bin/busybox and a link per applet",
+			uses:      []need{debN("busybox-static")},
+			build:     func() (*tree, error) { return b.busyboxLayer(p) },
+		}
 	}
-	glibc := component{
-		name:      "glibc",
-		createdBy: "bvrelease bases: " + ver("libc6") + ", " + ver("libgcc-s1") + ", " + ver("libstdc++6"),
-		uses:      []need{debN("libc6"), debN("libgcc-s1"), debN("libstdc++6")},
-		build: func() (*tree, error) {
-			t := newTree()
-			for _, pkg := range []string{"libc6", "libgcc-s1", "libstdc++6"} {
-				d, err := b.deb(pkg, p)
-				if err != nil {
-					return nil, err
+	glibc := func() component {
+		return component{
+			name:      "glibc",
+			createdBy: "bvrelease bases: " + ver("libc6") + ", " + ver("libgcc-s1") + ", " + ver("libstdc++6"),
+			uses:      []need{debN("libc6"), debN("libgcc-s1"), debN("libstdc++6")},
+			build: func() (*tree, error) {
+				t := newTree()
+				for _, pkg := range []string{"libc6", "libgcc-s1", "libstdc++6"} {
+					d, err := b.deb(pkg, p)
+					if err != nil {
+						return nil, err
+					}
+					if err := d.install(t, nil); err != nil {
+						return nil, err
+					}
 				}
-				if err := d.install(t, nil); err != nil {
-					return nil, err
-				}
-			}
-			return t, nil
-		},
+				return t, nil
+			},
+		}
 	}
 	nodeAt := func(dest string) component {
 		return component{
@@ -199,7 +203,7 @@ func (b *builder) recipe(s Standin, p platformInfo) ([]component, v1.Config) {
 		return []component{
 				b.debianBase(p, "golang", []string{"root:x:0:0:root:/root:/bin/sh", "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"},
 					[]string{"root:x:0:", "nogroup:x:65534:"}, nil),
-				busybox,
+				busybox(),
 				{
 					name:      "go",
 					createdBy: fmt.Sprintf("bvrelease bases: go%s toolchain at /usr/local/go (%s@%s %s)", s.Go, toolchainModule, goN.version, b.in(goN).Digest),
@@ -233,8 +237,8 @@ func (b *builder) recipe(s Standin, p platformInfo) ([]component, v1.Config) {
 					[]string{"root:x:0:0:root:/root:/bin/sh", "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin", "node:x:1000:1000::/home/node:/bin/sh"},
 					[]string{"root:x:0:", "nogroup:x:65534:", "node:x:1000:"},
 					func(t *tree) { t.dir("home/node", 0o755, nodeUID, nodeUID) }),
-				busybox,
-				glibc,
+				busybox(),
+				glibc(),
 				nodeAt("usr/local/bin/node"),
 				{
 					name:      "npm",
@@ -270,7 +274,7 @@ func (b *builder) recipe(s Standin, p platformInfo) ([]component, v1.Config) {
 		return []component{b.distrolessBase(p)}, distrolessConfig(nil)
 
 	case KindDistrolessNodejs:
-		return []component{b.distrolessBase(p), glibc, nodeAt("nodejs/bin/node")},
+		return []component{b.distrolessBase(p), glibc(), nodeAt("nodejs/bin/node")},
 			distrolessConfig([]string{"/nodejs/bin/node"})
 	}
 	return nil, v1.Config{}

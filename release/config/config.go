@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,6 +101,9 @@ func (e *Error) Error() string {
 
 func (a *Artifact) UnmarshalYAML(n *yaml.Node) error {
 	type plain Artifact
+	if err := knownKeys(n, plain{}); err != nil {
+		return err
+	}
 	if err := n.Decode((*plain)(a)); err != nil {
 		return err
 	}
@@ -109,10 +113,40 @@ func (a *Artifact) UnmarshalYAML(n *yaml.Node) error {
 
 func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	type plain Secret
+	if err := knownKeys(n, plain{}); err != nil {
+		return err
+	}
 	if err := n.Decode((*plain)(s)); err != nil {
 		return err
 	}
 	s.line = n.Line
+	return nil
+}
+
+// knownKeys rejects mapping keys that v's yaml tags do not name. (A custom
+// UnmarshalYAML loses the decoder's KnownFields setting, so it checks here.)
+func knownKeys(n *yaml.Node, v any) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for i := 0; i < t.NumField(); i++ {
+		if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+			known[tag] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !known[k.Value] {
+			names := make([]string, 0, len(known))
+			for name := range known {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			return &Error{Line: k.Line, Field: k.Value, Msg: fmt.Sprintf("unknown field; known fields here: %s", strings.Join(names, ", "))}
+		}
+	}
 	return nil
 }
 
@@ -153,6 +187,11 @@ func yamlError(path string, err error) error {
 	if errors.Is(err, io.EOF) {
 		return &Error{File: path, Msg: "the file is empty; it needs at least version, registry, platforms and artifacts"}
 	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		ce.File = path
+		return ce
+	}
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -163,7 +202,11 @@ func yamlError(path string, err error) error {
 		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
 			var line int
 			fmt.Sscanf(sm[1], "%d", &line)
-			out = append(out, &Error{File: path, Line: line, Msg: sm[2] + " (check the spelling against README.md's bvrelease.yaml reference)"})
+			msg := sm[2]
+			if strings.Contains(msg, "not found in type") {
+				msg += " (unknown field: check its spelling against bvrelease.yaml's reference in README.md)"
+			}
+			out = append(out, &Error{File: path, Line: line, Msg: msg})
 			continue
 		}
 		out = append(out, &Error{File: path, Msg: m})

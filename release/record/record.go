@@ -56,6 +56,43 @@ func Write(r *release.Release) error {
 func Summary(w io.Writer, rec release.Record, recordPath string) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nRELEASE %s %s  commit %.12s  dry-run %v\n\n", rec.Project, rec.Version, rec.Commit, rec.DryRun)
+	built := false
+	for _, a := range rec.Artifacts {
+		built = built || a.Digest != ""
+	}
+	if built {
+		artifacts(tw, rec)
+	}
+	fmt.Fprintln(tw, "BASE\tUSED\tDIGEST\tFOR")
+	for _, b := range rec.Bases {
+		d := b.Digest
+		switch {
+		case d != "":
+		case b.Used == "upstream":
+			d = "(the pinned upstream digest)"
+		default:
+			d = "(stand-in not built yet)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Ref, b.Used, d, strings.Join(b.UsedBy, ", "))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "STAGE\tSTATUS\tTIME\tNOTE")
+	for _, s := range rec.Stages {
+		fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\n", s.Name, s.Status, s.Seconds, s.Reason)
+	}
+	tw.Flush()
+	if recordPath != "" {
+		rel := recordPath
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, recordPath); err == nil && !strings.HasPrefix(r, "..") {
+				rel = r
+			}
+		}
+		fmt.Fprintf(w, "\nrecord: %s\n", rel)
+	}
+}
+
+func artifacts(tw io.Writer, rec release.Record) {
 	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tBUILD")
 	for _, a := range rec.Artifacts {
 		check := "-"
@@ -80,29 +117,6 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Published.Reference, strings.Join(a.Published.Tags, ", "))
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "BASE\tUSED\tDIGEST\tFOR")
-	for _, b := range rec.Bases {
-		d := b.Digest
-		if d == "" {
-			d = "(pinned upstream digest)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Ref, b.Used, d, strings.Join(b.UsedBy, ", "))
-	}
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "STAGE\tSTATUS\tTIME\tNOTE")
-	for _, s := range rec.Stages {
-		fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\n", s.Name, s.Status, s.Seconds, s.Reason)
-	}
-	tw.Flush()
-	if recordPath != "" {
-		rel := recordPath
-		if wd, err := os.Getwd(); err == nil {
-			if r, err := filepath.Rel(wd, recordPath); err == nil && !strings.HasPrefix(r, "..") {
-				rel = r
-			}
-		}
-		fmt.Fprintf(w, "\nrecord: %s\n", rel)
-	}
 }
 
 func human(n int64) string {

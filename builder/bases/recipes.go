@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -86,6 +87,7 @@ func (b *builder) buildImage(ctx context.Context, s Standin, p platformInfo) (*i
 			key += "|" + b.in(n).Digest
 		}
 		l, err := b.layers.get(key, func() (*memLayer, error) {
+			t0 := time.Now()
 			t, err := c.build()
 			if err != nil {
 				return nil, fmt.Errorf("layer %s: %w", c.name, err)
@@ -101,7 +103,7 @@ func (b *builder) buildImage(ctx context.Context, s Standin, p platformInfo) (*i
 			if err != nil {
 				return nil, fmt.Errorf("layer %s: %w", c.name, err)
 			}
-			b.logf("%s %s: layer %s: %d entries, %s → %s gzip (%s)", s.Kind, p.name, c.name, l.files, mb(l.rawSize), mb(int64(len(l.gz))), l.digest.Hex[:12])
+			b.logf("%s %s: layer %s: %d entries, %s → %s gzip, %.1fs (%s)", s.Kind, p.name, c.name, l.files, mb(l.rawSize), mb(int64(len(l.gz))), time.Since(t0).Seconds(), l.digest.Hex[:12])
 			return l, nil
 		})
 		if err != nil {

@@ -29,7 +29,7 @@ func newBasesCommand() *cobra.Command {
 			if o.BasesMode == "" {
 				o.BasesMode = "standin"
 			}
-			r, err := o.open(release.Options{DryRun: true})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: true})
 			if err != nil {
 				return err
 			}

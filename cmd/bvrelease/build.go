@@ -25,7 +25,7 @@ func newBuildCommand() *cobra.Command {
 		Short: "Build every artifact for every platform into dist/oci",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := o.open(release.Options{VerifyReproducible: o.VerifyReproducible})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{VerifyReproducible: o.VerifyReproducible})
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ against the image design rules. Violations print as
 and the command exits 3.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := o.open(release.Options{DryRun: true})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: true})
 			if err != nil {
 				return err
 			}

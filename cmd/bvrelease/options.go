@@ -48,7 +48,7 @@ func (o *commonOptions) validate() error {
 }
 
 // open loads the configuration and prepares a run.
-func (o *commonOptions) open(ro release.Options) (*release.Release, error) {
+func (o *commonOptions) open(log io.Writer, ro release.Options) (*release.Release, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (o *commonOptions) open(ro release.Options) (*release.Release, error) {
 	ro.BasesMode = o.BasesMode
 	ro.Progress = o.Progress
 	ro.BuildkitHost = os.Getenv("BUILDKIT_HOST")
-	ro.Log = os.Stderr
+	ro.Log = log
 	return release.New(cfg, o.Dist, ro), nil
 }
 

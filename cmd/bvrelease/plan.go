@@ -14,7 +14,7 @@ func newPlanCommand() *cobra.Command {
 		Short: "Print what a release would build: version, tags, epoch, artifacts, bases",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := o.open(release.Options{DryRun: true})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: true})
 			if err != nil {
 				return err
 			}

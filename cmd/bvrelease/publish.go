@@ -32,7 +32,7 @@ func newPublishCommand() *cobra.Command {
 		Short: "Push the built, checked images from dist/oci by digest, then tag v<semver> and <git-sha>",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := o.open(release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry})
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ nothing leaves the machine.`,
 			if !cmd.Flags().Changed("dry-run") && !inCI() {
 				o.DryRun = true
 			}
-			r, err := o.open(release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VerifyReproducible: o.VerifyReproducible})
+			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VerifyReproducible: o.VerifyReproducible})
 			if err != nil {
 				return err
 			}

@@ -154,7 +154,7 @@ func knownKeys(n *yaml.Node, v any) error {
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: no release configuration; create it (see README.md, 'bvrelease.yaml') or pass --config", path)
+		return nil, &Error{File: path, Msg: "no release configuration; create it (see README.md, 'bvrelease.yaml') or pass --config"}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read release configuration: %w", err)

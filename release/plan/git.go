@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // Source is what git says about the tree being released.
@@ -38,7 +40,7 @@ func ReadSource(ctx context.Context, dir string) (Source, error) {
 		return s, err
 	}
 	for _, t := range strings.Fields(out) {
-		if semverTag.MatchString(t) && (s.Tag == "" || t > s.Tag) {
+		if semverTag.MatchString(t) && (s.Tag == "" || semver.Compare(t, s.Tag) > 0) {
 			s.Tag = t
 		}
 	}

@@ -34,8 +34,13 @@ func Test() error {
 	return run("./scripts/test.sh")
 }
 
-// Bench prints build timings and image sizes (scripts/bench.sh).
-func Bench() error { return run("./scripts/bench.sh") }
+// Bench prints build timings and image sizes (internal/cmd/bvbench).
+func Bench() error {
+	if err := run("./scripts/tools.sh", "buildkit", "ko"); err != nil {
+		return err
+	}
+	return run("go", "run", "./internal/cmd/bvbench")
+}
 
 // Build builds the images into dist/oci and verifies they are reproducible.
 func Build() error {

@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // apt drives the host's apt-get/apt-cache against private state directories
@@ -64,15 +63,7 @@ func (a *apt) lockArch(arch string) (func(), error) {
 			return nil, err
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(a.dir, arch+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return flock(filepath.Join(a.dir, arch+".lock"))
 }
 
 func run(ctx context.Context, dir string, name string, args ...string) ([]byte, error) {

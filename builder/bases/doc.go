@@ -19,7 +19,8 @@
 //
 // Recipes mirror what the upstream images provide, minimally:
 //
-//   - golang: busybox (sh and ~260 applets as links), CA bundle, the Go
+//   - golang: busybox (sh and ~260 applets as links; not its dpkg/rpm
+//     look-alikes), CA bundle, the Go
 //     toolchain at /usr/local/go, GOPATH=/go (1777), GOTOOLCHAIN=local. No git,
 //     no gcc: cgo is off because no C compiler is found (Go ≥ 1.20 default).
 //   - node: busybox, CA bundle, glibc (libc6, libgcc-s1, libstdc++6), node at

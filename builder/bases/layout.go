@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -172,14 +171,11 @@ func (d layoutDir) writeStandin(s Standin, inputs string, imgs []*image) (v1.Des
 
 // setRef replaces index.json's entry for the descriptor's ref.
 func (d layoutDir) setRef(desc v1.Descriptor) error {
-	f, err := os.OpenFile(d.path(".index.json.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := flock(d.path(".index.json.lock"))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return err
-	}
+	defer unlock()
 	im, err := d.readIndexJSON()
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/bitvault/bitvault/release/check"
 	"github.com/bitvault/bitvault/release/config"
 )
@@ -25,6 +27,9 @@ const (
 )
 
 func main() {
+	// containerd's content store (used for dist/oci) logs a warning per open on
+	// filesystems without fs-verity; nothing a user can act on.
+	logrus.SetLevel(logrus.ErrorLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCommand()

@@ -238,3 +238,19 @@ func readRecord(t *testing.T) release.Record {
 	}
 	return rec
 }
+
+// TestVerifyReproducible is the reproducibility gate CI runs: every image is
+// built a second time by a fresh buildkitd with empty state, and every index
+// and platform manifest digest must match the first build.
+func TestVerifyReproducible(t *testing.T) {
+	ctx := context.Background()
+	r := newRelease(t, release.Options{DryRun: true, VerifyReproducible: true})
+	if err := pipeline.Run(ctx, r, pipeline.Build()...); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range readRecord(t).Stages {
+		if s.Name == "build" && s.Status != "ok" {
+			t.Errorf("build stage %s (%s), want ok", s.Status, s.Reason)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/bitvault/bitvault/builder/buildkitd"
 )
 
@@ -29,6 +31,7 @@ func Main(m *testing.M, pkg string) {
 }
 
 func run(m *testing.M, pkg string) int {
+	logrus.SetLevel(logrus.ErrorLevel) // containerd's fs-verity warnings
 	if err := buildkitd.Preflight(""); err != nil {
 		if os.Getenv("BITVAULT_REQUIRE_BUILDKIT") == "1" {
 			fmt.Fprintf(os.Stderr, "buildkittest: BITVAULT_REQUIRE_BUILDKIT=1 but: %v\n", err)

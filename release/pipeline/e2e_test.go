@@ -39,7 +39,7 @@ func newRelease(t *testing.T, o release.Options) *release.Release {
 	cfg := repoConfig(t)
 	o.BasesMode = config.BasesStandin // offline, whatever the network says
 	o.Progress = "plain"
-	o.Log = testWriter{t}
+	o.Log = testWriter{t, &strings.Builder{}}
 	d := buildkittest.Daemon(t)
 	r := release.New(cfg, dist, o)
 	r.Daemon = d // shared daemon; not closed by the release
@@ -47,10 +47,20 @@ func newRelease(t *testing.T, o release.Options) *release.Release {
 	return r
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends whole lines to t.Log (tabwriter writes cell by cell).
+type testWriter struct {
+	t   *testing.T
+	buf *strings.Builder
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.buf.Write(p)
+	s := w.buf.String()
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		w.t.Log(s[:i])
+		w.buf.Reset()
+		w.buf.WriteString(s[i+1:])
+	}
 	return len(p), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ COPY --from=build /token-length /token-hash-prefix /
 		if bytes.Contains(data, []byte(secret)) || bytes.Contains(data, []byte(secret[4:20])) {
 			t.Errorf("the secret appears in blob %s", filepath.Base(p))
 		}
-		if strings.Contains(string(data), "42 /run/secrets/token") {
+		if strings.Contains(string(data), fmt.Sprintf("%d /run/secrets/token", len(secret))) {
 			sawLength = true
 		}
 	}

@@ -11,18 +11,32 @@ import (
 	"github.com/bitvault/bitvault/release/record"
 )
 
-type publishOptions struct {
-	commonOptions
+// targetOptions say where a publish goes; release and publish share them.
+type targetOptions struct {
 	DryRun     bool
 	AllowDirty bool
 	Registry   string
 }
 
-func (o *publishOptions) AddFlags(fs *pflag.FlagSet) {
-	o.commonOptions.AddFlags(fs)
-	fs.BoolVar(&o.DryRun, "dry-run", false, "publish to an embedded registry on 127.0.0.1")
+func (o *targetOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.DryRun, "dry-run", false, "keep everything on this machine: publish to an embedded registry on 127.0.0.1")
 	fs.BoolVar(&o.AllowDirty, "allow-dirty", false, "publish a work tree with uncommitted changes")
 	fs.StringVar(&o.Registry, "registry", "", "registry prefix to publish to (overrides the configuration)")
+}
+
+// options converts the flags for a run.
+func (o *targetOptions) options() release.Options {
+	return release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry}
+}
+
+type publishOptions struct {
+	commonOptions
+	targetOptions
+}
+
+func (o *publishOptions) AddFlags(fs *pflag.FlagSet) {
+	o.commonOptions.AddFlags(fs)
+	o.targetOptions.AddFlags(fs)
 }
 
 func newPublishCommand() *cobra.Command {
@@ -32,7 +46,7 @@ func newPublishCommand() *cobra.Command {
 		Short: "Push the built, checked images from dist/oci by digest, then tag v<semver> and <git-sha>",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry})
+			r, err := o.open(cmd.ErrOrStderr(), o.options())
 			if err != nil {
 				return err
 			}

@@ -6,23 +6,18 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/bitvault/bitvault/release"
 	"github.com/bitvault/bitvault/release/pipeline"
 )
 
 type releaseOptions struct {
 	commonOptions
-	DryRun             bool
-	AllowDirty         bool
-	Registry           string
+	targetOptions
 	VerifyReproducible bool
 }
 
 func (o *releaseOptions) AddFlags(fs *pflag.FlagSet) {
 	o.commonOptions.AddFlags(fs)
-	fs.BoolVar(&o.DryRun, "dry-run", false, "run every stage on this machine: embedded registry, nothing leaves it (default when no CI credentials are present)")
-	fs.BoolVar(&o.AllowDirty, "allow-dirty", false, "publish a work tree with uncommitted changes")
-	fs.StringVar(&o.Registry, "registry", "", "registry prefix to publish to (overrides the configuration)")
+	o.targetOptions.AddFlags(fs)
 	fs.BoolVar(&o.VerifyReproducible, "verify-reproducible", false, "build everything twice, the second time with wiped BuildKit state, and fail unless the digests match")
 }
 
@@ -38,7 +33,8 @@ func newReleaseCommand() *cobra.Command {
 		Short: "Run the whole pipeline: plan, bases, build, check, publish, record",
 		Long: `Run the whole pipeline: plan → bases → build → check → publish → record.
 
-Without CI credentials (GitHub Actions with an OIDC token) the run is a dry-run:
+Without CI credentials (GitHub Actions with an OIDC token) the run is a dry-run
+(unless --dry-run=false is given):
 every stage runs for real, but the registry is embedded on 127.0.0.1 and
 nothing leaves the machine.`,
 		Args: cobra.NoArgs,
@@ -46,7 +42,9 @@ nothing leaves the machine.`,
 			if !cmd.Flags().Changed("dry-run") && !inCI() {
 				o.DryRun = true
 			}
-			r, err := o.open(cmd.ErrOrStderr(), release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VerifyReproducible: o.VerifyReproducible})
+			ro := o.options()
+			ro.VerifyReproducible = o.VerifyReproducible
+			r, err := o.open(cmd.ErrOrStderr(), ro)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -455,13 +456,14 @@ func (b *builder) resolveFresh(ctx context.Context, all []need) error {
 				return err
 			}
 			in.Digest, in.modZip = sum, zip
-			in.Source = goProxy(ctx) + "/" + n.pkg + "/@v/" + n.version + ".zip"
+			in.Source = "go module proxy: " + n.pkg + "@" + n.version
 		case "npm":
 			tarball, integrity, err := npmResolve(ctx, n.pkg, n.version)
 			if err != nil {
 				return err
 			}
-			in.Digest, in.Source = integrity, tarball
+			_ = tarball // fetched anew from the configured registry: the lock names no host
+			in.Digest, in.Source = integrity, "npm registry: "+n.pkg+"@"+n.version
 			b.logf("resolve npm %s@%s: %s", n.pkg, n.version, integrity)
 		}
 	}
@@ -485,11 +487,20 @@ func (b *builder) resolveFresh(ctx context.Context, all []need) error {
 		for _, n := range debs[arch] {
 			i := infos[n.pkg]
 			in := b.inputs[n.key()]
-			in.Version, in.Digest, in.Source = i.Version, "sha256:"+i.SHA256, i.URL
+			in.Version, in.Digest, in.Source = i.Version, "sha256:"+i.SHA256, debianSource(i.URL)
 			b.logf("resolve deb %s %s (%s): %s", n.pkg, i.Version, arch, in.Digest)
 		}
 	}
 	return nil
+}
+
+// debianSource names a package's place in the archive without the mirror's
+// host (the lock must not depend on, or name, the mirror): "debian: pool/main/...".
+func debianSource(u string) string {
+	if i := strings.Index(u, "/pool/"); i >= 0 {
+		return "debian: " + u[i+1:]
+	}
+	return "debian: " + path.Base(u)
 }
 
 func (b *builder) tmpDir() string {
@@ -577,7 +588,14 @@ func (b *builder) fetch(ctx context.Context, kind, plat string, in *input) error
 			return err
 		}
 	case "npm":
-		if err := npmFetch(ctx, in.Source, in.Digest, dest); err != nil {
+		tarball, integrity, err := npmResolve(ctx, in.need.pkg, in.Version)
+		if err != nil {
+			return err
+		}
+		if integrity != in.Digest {
+			return fmt.Errorf("npm %s@%s: the registry says %s but the lock says %s; check the lock, then run 'bvrelease bases --update-lock'", in.need.pkg, in.Version, integrity, in.Digest)
+		}
+		if err := npmFetch(ctx, tarball, in.Digest, dest); err != nil {
 			return err
 		}
 	}

@@ -146,16 +146,3 @@ func goCommand(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// goProxy is the first proxy of `go env GOPROXY`, recorded as the source.
-func goProxy(ctx context.Context) string {
-	out, err := goCommand(ctx, "", "env", "GOPROXY").Output()
-	if err != nil {
-		return "go-proxy-from-go-env"
-	}
-	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), ",")
-	first, _, _ = strings.Cut(first, "|")
-	if first == "" || first == "off" || first == "direct" {
-		return "go-proxy-from-go-env"
-	}
-	return strings.TrimSuffix(first, "/")
-}

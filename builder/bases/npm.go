@@ -13,25 +13,40 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
 
-// npmRegistry is the registry the npm client would use (npm_config_registry
-// in the environment, as npm itself honours it), default the npm registry.
-func npmRegistry() string {
+// npmRegistry is the registry the npm client is configured with
+// (npm_config_registry in the environment, else `npm config get registry`,
+// which reads the user's and the global .npmrc). Asking npm keeps the project
+// free of any registry host of its own.
+func npmRegistry(ctx context.Context) (string, error) {
 	for _, k := range []string{"npm_config_registry", "NPM_CONFIG_REGISTRY"} {
 		if v := os.Getenv(k); v != "" {
-			return strings.TrimSuffix(v, "/") + "/"
+			return strings.TrimSuffix(v, "/") + "/", nil
 		}
 	}
-	return "npm-registry-from-npm-config/"
+	out, err := exec.CommandContext(ctx, "npm", "config", "get", "registry").Output()
+	if err != nil {
+		return "", fmt.Errorf("ask npm for its registry (npm config get registry): %w; install Node.js and npm ('apt-get install npm') or set npm_config_registry", err)
+	}
+	reg := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(reg, "http") {
+		return "", fmt.Errorf("npm config get registry answered %q; set npm_config_registry to the registry's URL", reg)
+	}
+	return strings.TrimSuffix(reg, "/") + "/", nil
 }
 
 // npmResolve asks the registry for pkg@version's tarball URL and its
 // sha512 integrity (dist.integrity).
 func npmResolve(ctx context.Context, pkg, version string) (tarball, integrity string, err error) {
-	u := npmRegistry() + url.PathEscape(pkg) + "/" + url.PathEscape(version)
+	reg, err := npmRegistry(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	u := reg + url.PathEscape(pkg) + "/" + url.PathEscape(version)
 	body, err := httpGet(ctx, u)
 	if err != nil {
 		return "", "", fmt.Errorf("npm %s@%s: %w", pkg, version, err)

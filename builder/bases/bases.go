@@ -21,6 +21,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bitvault/bitvault/internal/atomicfile"
 )
 
 // Spec is the `bases:` section of bvrelease.yaml.
@@ -584,7 +586,7 @@ func (b *builder) fetch(ctx context.Context, kind, plat string, in *input) error
 			}
 			zip = z
 		}
-		if err := copyFile(zip, dest); err != nil {
+		if err := atomicfile.Copy(zip, dest, 0o644); err != nil {
 			return err
 		}
 	case "npm":
@@ -648,30 +650,6 @@ func verifyFile(in *input, file string) error {
 		return fmt.Errorf("%s %s: %s has digest %s but the lock says %s; if the lock is right the download is corrupt, otherwise run 'bvrelease bases --update-lock'", in.Name, in.Version, file, got, in.Digest)
 	}
 	return nil
-}
-
-func copyFile(src, dest string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dest)
 }
 
 // onceMap computes each key's value once, even when asked concurrently.

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/bitvault/bitvault/internal/atomicfile"
 )
 
 // apt drives the host's apt-get/apt-cache against private state directories
@@ -291,24 +293,7 @@ func moveInto(src, dest string) error {
 	if err := os.Rename(src, dest); err == nil {
 		return nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dest)
+	return atomicfile.Copy(src, dest, 0o644)
 }
 
 // debFile is the content of one .deb: its data tar entries and its control

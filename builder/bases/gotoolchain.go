@@ -145,4 +145,3 @@ func goCommand(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "GO111MODULE=on", "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local")
 	return cmd
 }
-

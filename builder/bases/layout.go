@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bitvault/bitvault/internal/atomicfile"
 )
 
 // Annotations on each stand-in's image index and on its descriptor in the
@@ -39,7 +41,7 @@ func (d layoutDir) init() error {
 		return err
 	}
 	if _, err := os.Stat(d.path("oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := writeAtomic(d.path("oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		if err := atomicfile.Write(d.path("oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return err
 		}
 	}
@@ -66,7 +68,7 @@ func (d layoutDir) writeIndexJSON(im *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(d.path("index.json"), append(b, '\n'))
+	return atomicfile.Write(d.path("index.json"), append(b, '\n'), 0o644)
 }
 
 func (d layoutDir) hasBlob(h v1.Hash, size int64) bool {
@@ -78,7 +80,7 @@ func (d layoutDir) putBlob(h v1.Hash, data []byte) error {
 	if d.hasBlob(h, int64(len(data))) {
 		return nil
 	}
-	return writeAtomic(d.blobPath(h), data)
+	return atomicfile.Write(d.blobPath(h), data, 0o644)
 }
 
 // find returns the descriptor of the index for ref with the given
@@ -193,26 +195,4 @@ func (d layoutDir) setRef(desc v1.Descriptor) error {
 	})
 	im.Manifests = kept
 	return d.writeIndexJSON(im)
-}
-
-func writeAtomic(file string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/bitvault/bitvault/internal/atomicfile"
 )
 
 const lockSchema = 1
@@ -47,26 +48,7 @@ func writeLock(file string, suite string, inputs []Input) error {
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".lock-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return atomicfile.Write(file, append(b, '\n'), 0o644)
 }
 
 func sortInputs(in []Input) {

@@ -14,8 +14,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
+
+	"github.com/bitvault/bitvault/internal/atomicfile"
 )
 
 // npmRegistry is the registry the npm client is configured with
@@ -99,22 +100,7 @@ func npmFetch(ctx context.Context, tarballURL, integrity, dest string) error {
 	if got := integrityOf(data); got != integrity {
 		return fmt.Errorf("%s has integrity %s but the lock says %s: the registry or the lock changed; check, then run 'bvrelease bases --update-lock'", tarballURL, got, integrity)
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dest)
+	return atomicfile.Write(dest, data, 0o644)
 }
 
 // npmFiles reads the regular files of an npm tarball, keyed by their path

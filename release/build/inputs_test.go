@@ -27,10 +27,14 @@ func TestInputsDigest(t *testing.T) {
 		changes bool
 	}{
 		{"nothing", func(r *builder.Request) {}, false},
-		{"ignored file", func(r *builder.Request) { os.WriteFile(filepath.Join(r.ContextDir, "ignored", "big.bin"), []byte("y"), 0o644) }, false},
+		{"ignored file", func(r *builder.Request) {
+			os.WriteFile(filepath.Join(r.ContextDir, "ignored", "big.bin"), []byte("y"), 0o644)
+		}, false},
 		{"ignored pattern", func(r *builder.Request) { os.WriteFile(filepath.Join(r.ContextDir, "debug.log"), []byte("y"), 0o644) }, false},
 		{"secret value", func(r *builder.Request) { r.Secrets["t"] = []byte("b") }, false},
-		{"source file", func(r *builder.Request) { os.WriteFile(filepath.Join(r.ContextDir, "main.go"), []byte("package main // x\n"), 0o644) }, true},
+		{"source file", func(r *builder.Request) {
+			os.WriteFile(filepath.Join(r.ContextDir, "main.go"), []byte("package main // x\n"), 0o644)
+		}, true},
 		{"new file", func(r *builder.Request) { os.WriteFile(filepath.Join(r.ContextDir, "new.go"), nil, 0o644) }, true},
 		{"file mode", func(r *builder.Request) { os.Chmod(filepath.Join(r.ContextDir, "main.go"), 0o755) }, true},
 		{"dockerfile", func(r *builder.Request) { os.WriteFile(r.Dockerfile, []byte("FROM scratch\n"), 0o644) }, true},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/bitvault/bitvault/internal/atomicfile"
 	"github.com/bitvault/bitvault/release"
 )
 
@@ -34,22 +35,7 @@ func Write(r *release.Release) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(r.Dist, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(r.Dist, ".release-*.json")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), r.RecordPath())
+	return atomicfile.Write(r.RecordPath(), append(data, '\n'), 0o644)
 }
 
 // Summary prints the human table of a record.

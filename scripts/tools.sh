@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the pinned external tools from tools/<name>/go.mod once and caches them by version
-# under $BITVAULT_TOOLS_DIR (default ~/.cache/bitvault/tools/<name>-<version>/).
+# under $BITVAULT_TOOLS_DIR (default ${XDG_CACHE_HOME:-~/.cache}/bitvault/tools/<name>-<version>/,
+# where bvrelease looks for them too).
 # Usage: scripts/tools.sh [tool...]   (default: every tool the tests and the dry-run need)
 # Prints nothing but progress on stderr; exits non-zero when a build fails.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${BITVAULT_TOOLS_DIR:-$HOME/.cache/bitvault/tools}
+cache=${BITVAULT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bitvault/tools}
 
 tool_version() { # module dir, module path
   (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "$2")

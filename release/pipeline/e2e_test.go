@@ -228,6 +228,12 @@ func TestRuntimeProof(t *testing.T) {
 				if !strings.Contains(string(body), tc.want) {
 					t.Errorf("%s answered %q, want it to contain %q", tc.path, body, tc.want)
 				}
+				if tc.artifact == "bitvaultd" { // the version stamped at build time
+					v := c.WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/v1/version", port), 200)
+					if want := readRecord(t).Version; !strings.Contains(string(v), `"version":"`+want+`"`) {
+						t.Errorf("/v1/version = %s, want version %s", v, want)
+					}
+				}
 			}
 			if !found {
 				t.Fatal("no linux/amd64 image")

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sirupsen/logrus"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bitvault/bitvault/builder"
@@ -56,6 +57,7 @@ type report struct {
 }
 
 func main() {
+	logrus.SetLevel(logrus.ErrorLevel) // containerd's fs-verity warnings
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
 	keep := flag.Bool("keep", false, "keep the scratch copy")
 	flag.Parse()

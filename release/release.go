@@ -55,6 +55,7 @@ type Options struct {
 	Registry           string // overrides the config's registry when set
 	Only               []string
 	VerifyReproducible bool
+	VulnDB             string // offline trivy DB directory (--vuln-db)
 	BuildkitHost       string
 	Progress           string // BuildKit display: auto, tty, plain, quiet
 	Log                io.Writer
@@ -187,7 +188,32 @@ type ArtifactRecord struct {
 	Manifests    []builder.Manifest `json:"manifests,omitempty"`
 	BuildSeconds float64            `json:"build_seconds,omitempty"`
 	Check        *CheckRecord       `json:"check,omitempty"`
+	SBOMs        []SBOMRecord       `json:"sboms,omitempty"`
+	Scans        []ScanRecord       `json:"scans,omitempty"`
 	Published    *PublishRecord     `json:"published,omitempty"`
+}
+
+// SBOMRecord points at the SBOMs of one platform manifest.
+type SBOMRecord struct {
+	Platform  string  `json:"platform"`
+	Digest    string  `json:"digest"` // the platform manifest described
+	SPDX      string  `json:"spdx"`   // path relative to dist/
+	CycloneDX string  `json:"cyclonedx"`
+	Packages  int     `json:"packages"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// ScanRecord is the vulnerability scan of one platform manifest.
+type ScanRecord struct {
+	Platform string  `json:"platform"`
+	Digest   string  `json:"digest"`
+	Status   string  `json:"status"` // clean, blocked, allowed, not-scanned
+	Reason   string  `json:"reason,omitempty"`
+	Report   string  `json:"report,omitempty"` // trivy JSON, relative to dist/
+	SARIF    string  `json:"sarif,omitempty"`
+	Findings int     `json:"findings"`
+	Blocking int     `json:"blocking"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // CheckRecord is the image-rule verdict for an artifact.

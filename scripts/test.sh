@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the release toolkit (root module) and the service
-# module, then the reproducibility gate on the real images. Tests that need
-# BuildKit (root + runc) fail rather than skip when BITVAULT_REQUIRE_BUILDKIT=1.
+# module (the reproducibility gate on the real images is a test in release/pipeline). Tests that need
+# BuildKit (root + runc) or the pinned tools (trivy) fail rather than skip when
+# BITVAULT_REQUIRE_BUILDKIT=1 / BITVAULT_REQUIRE_TOOLS=1 (the defaults here).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export BITVAULT_REQUIRE_BUILDKIT=${BITVAULT_REQUIRE_BUILDKIT:-1}
+export BITVAULT_REQUIRE_TOOLS=${BITVAULT_REQUIRE_TOOLS:-1}
 echo "== go vet" >&2
 go vet ./...
 (cd service && go vet ./...)

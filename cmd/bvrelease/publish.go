@@ -5,10 +5,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/bitvault/bitvault/release"
-	"github.com/bitvault/bitvault/release/check"
-	"github.com/bitvault/bitvault/release/plan"
-	"github.com/bitvault/bitvault/release/publish"
-	"github.com/bitvault/bitvault/release/record"
+	"github.com/bitvault/bitvault/release/pipeline"
 )
 
 // targetOptions say where a publish goes; release and publish share them.
@@ -16,17 +13,19 @@ type targetOptions struct {
 	DryRun     bool
 	AllowDirty bool
 	Registry   string
+	VulnDB     string
 }
 
 func (o *targetOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "keep everything on this machine: publish to an embedded registry on 127.0.0.1")
 	fs.BoolVar(&o.AllowDirty, "allow-dirty", false, "publish a work tree with uncommitted changes")
 	fs.StringVar(&o.Registry, "registry", "", "registry prefix to publish to (overrides the configuration)")
+	fs.StringVar(&o.VulnDB, "vuln-db", "", "offline trivy vulnerability DB directory (trivy.db + metadata.json); default: trivy's own download")
 }
 
 // options converts the flags for a run.
 func (o *targetOptions) options() release.Options {
-	return release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry}
+	return release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VulnDB: o.VulnDB}
 }
 
 type publishOptions struct {
@@ -43,14 +42,14 @@ func newPublishCommand() *cobra.Command {
 	o := &publishOptions{}
 	cmd := &cobra.Command{
 		Use:   "publish",
-		Short: "Push the built, checked images from dist/oci by digest, then tag v<semver> and <git-sha>",
+		Short: "Check, SBOM and scan the built images in dist/oci, push them by digest, then tag v<semver> and <git-sha>",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := o.open(cmd.ErrOrStderr(), o.options())
 			if err != nil {
 				return err
 			}
-			return o.run(cmd.Context(), cmd.OutOrStdout(), r, plan.Stage{}, check.Stage{}, publish.Stage{}, record.Stage{})
+			return o.run(cmd.Context(), cmd.OutOrStdout(), r, pipeline.Publish()...)
 		},
 	}
 	o.AddFlags(cmd.Flags())

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	attestscan "github.com/bitvault/bitvault/attest/scan"
 	"github.com/bitvault/bitvault/builder"
 	"github.com/bitvault/bitvault/internal/testsupport/buildkittest"
 	"github.com/bitvault/bitvault/internal/testsupport/runctest"
@@ -267,6 +268,123 @@ func TestVerifyReproducible(t *testing.T) {
 	for _, s := range readRecord(t).Stages {
 		if s.Name == "build" && s.Status != "ok" {
 			t.Errorf("build stage %s (%s), want ok", s.Status, s.Reason)
+		}
+	}
+}
+
+// stdlibAdvisory is a made-up advisory (test data, not a real vulnerability)
+// against the Go standard library our binaries are built with: every Go image
+// is then "vulnerable" with a fix available, which the gate must block.
+const stdlibAdvisory = `{
+  "schema_version": "1.3.1",
+  "id": "GO-2099-0001",
+  "modified": "2099-01-01T00:00:00Z",
+  "published": "2099-01-01T00:00:00Z",
+  "aliases": ["CVE-2099-0001"],
+  "summary": "bvrelease test advisory against the standard library",
+  "details": "Test data for the release gate.",
+  "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+  "affected": [{
+    "package": {"name": "stdlib", "ecosystem": "Go"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.99.0"}]}]
+  }],
+  "database_specific": {"url": "https://pkg.go.dev/vuln/GO-2099-0001"}
+}`
+
+// xtextAdvisory is GO-2022-1059 (golang.org/x/text < 0.3.8), which none of
+// our images link: with it the scan has a real DB and must find them clean.
+const xtextAdvisory = `{
+  "schema_version": "1.3.1",
+  "id": "GO-2022-1059",
+  "modified": "2023-06-12T18:45:41Z",
+  "published": "2022-10-11T17:17:42Z",
+  "aliases": ["CVE-2022-32149"],
+  "summary": "Denial of service via crafted Accept-Language header in golang.org/x/text/language",
+  "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+  "affected": [{
+    "package": {"name": "golang.org/x/text", "ecosystem": "Go"},
+    "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "0.3.8"}]}]
+  }],
+  "database_specific": {"url": "https://pkg.go.dev/vuln/GO-2022-1059"}
+}`
+
+func vulnDB(t *testing.T, records ...string) string {
+	t.Helper()
+	if _, err := attestscan.FindTrivyDB(); err != nil {
+		if os.Getenv("BITVAULT_REQUIRE_TOOLS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	osv, db := t.TempDir(), t.TempDir()
+	for i, rec := range records {
+		if err := os.WriteFile(filepath.Join(osv, fmt.Sprintf("rec%d.json", i)), []byte(rec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := attestscan.BuildDB(context.Background(), osv, db); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestScanGate: with a real DB the images scan clean and the release goes
+// through with SBOMs and reports recorded; with an advisory against the Go
+// standard library they are blocked and nothing is published.
+func TestScanGate(t *testing.T) {
+	ctx := context.Background()
+	r := newRelease(t, release.Options{DryRun: true, VulnDB: vulnDB(t, xtextAdvisory)})
+	if err := pipeline.Run(ctx, r, pipeline.Release()...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range readRecord(t).Artifacts {
+		if len(a.Scans) != 2 || len(a.SBOMs) != 2 {
+			t.Fatalf("%s: %d scans, %d SBOMs, want 2 each", a.Name, len(a.Scans), len(a.SBOMs))
+		}
+		for _, s := range a.Scans {
+			if s.Status != "clean" || s.Report == "" || s.SARIF == "" {
+				t.Errorf("%s %s: scan %+v, want clean with reports", a.Name, s.Platform, s)
+			}
+			for _, p := range []string{s.Report, s.SARIF} {
+				if _, err := os.Stat(filepath.Join(dist, p)); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		for _, s := range a.SBOMs {
+			spdx, err := os.ReadFile(filepath.Join(dist, s.SPDX))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(spdx), strings.TrimPrefix(s.Digest, "sha256:")) || s.Packages == 0 {
+				t.Errorf("%s %s: SPDX does not name %s or lists no package", a.Name, s.Platform, s.Digest)
+			}
+		}
+	}
+
+	blocked := newRelease(t, release.Options{DryRun: true, VulnDB: vulnDB(t, stdlibAdvisory)})
+	err := pipeline.Run(ctx, blocked, pipeline.Release()...)
+	if err == nil {
+		t.Fatal("the release went through with a fixable CRITICAL finding in every Go image")
+	}
+	for _, want := range []string{"bitvaultd linux/amd64: stdlib", "→ 1.99.0", "CVE-2099-0001", "bitvault-worker linux/arm64"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("gate error does not name %q:\n%v", want, err)
+		}
+	}
+	rec := readRecord(t)
+	for _, a := range rec.Artifacts {
+		if a.Name != "bitvault-web" {
+			for _, s := range a.Scans {
+				if s.Status != "blocked" || s.Blocking == 0 {
+					t.Errorf("%s %s: scan status %s (%d blocking), want blocked", a.Name, s.Platform, s.Status, s.Blocking)
+				}
+			}
+		}
+	}
+	for _, s := range rec.Stages {
+		if s.Name == "publish" {
+			t.Errorf("the publish stage ran (%s) after the gate failed", s.Status)
 		}
 	}
 }

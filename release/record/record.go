@@ -79,7 +79,7 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 }
 
 func artifacts(tw io.Writer, rec release.Record) {
-	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tBUILD")
+	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tSBOM\tSCAN\tBUILD")
 	for _, a := range rec.Artifacts {
 		check := "-"
 		if a.Check != nil {
@@ -88,9 +88,9 @@ func artifacts(tw io.Writer, rec release.Record) {
 				check = fmt.Sprintf("FAIL (%d)", len(a.Check.Violations))
 			}
 		}
-		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t%.1fs\n", a.Name, a.Digest, check, a.BuildSeconds)
+		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t\t\t%.1fs\n", a.Name, a.Digest, check, a.BuildSeconds)
 		for _, m := range a.Manifests {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t\n", m.Platform, m.Digest, human(m.ImageSize))
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t%s\t%s\t\n", m.Platform, m.Digest, human(m.ImageSize), sbomCell(a, m.Platform), scanCell(a, m.Platform))
 		}
 	}
 	fmt.Fprintln(tw)
@@ -103,6 +103,32 @@ func artifacts(tw io.Writer, rec release.Record) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Published.Reference, strings.Join(a.Published.Tags, ", "))
 	}
 	fmt.Fprintln(tw)
+}
+
+func sbomCell(a release.ArtifactRecord, platform string) string {
+	for _, s := range a.SBOMs {
+		if s.Platform == platform {
+			return fmt.Sprintf("%d pkgs", s.Packages)
+		}
+	}
+	return "-"
+}
+
+func scanCell(a release.ArtifactRecord, platform string) string {
+	for _, s := range a.Scans {
+		if s.Platform != platform {
+			continue
+		}
+		switch s.Status {
+		case "clean", "allowed":
+			return fmt.Sprintf("%s (%d)", s.Status, s.Findings)
+		case "blocked":
+			return fmt.Sprintf("BLOCKED (%d)", s.Blocking)
+		default:
+			return s.Status
+		}
+	}
+	return "-"
 }
 
 func human(n int64) string {

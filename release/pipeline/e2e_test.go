@@ -149,7 +149,13 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	r3 := newRelease(t, release.Options{Registry: host + "/bv", AllowDirty: true})
+	// Not a dry-run: without a DB (trivy cannot download one here) the release fails.
+	noDB := newRelease(t, release.Options{Registry: "127.0.0.1:1/never", AllowDirty: true})
+	if err := pipeline.Run(ctx, noDB, pipeline.Release()...); err == nil || !strings.Contains(err.Error(), "never published unscanned") || !strings.Contains(err.Error(), "--vuln-db") {
+		t.Fatalf("a real release without a vulnerability DB: err = %v, want a refusal naming --vuln-db", err)
+	}
+	// With one it goes through.
+	r3 := newRelease(t, release.Options{Registry: host + "/bv", AllowDirty: true, VulnDB: vulnDB(t, xtextAdvisory)})
 	if err := pipeline.Run(ctx, r3, pipeline.Release()...); err != nil {
 		t.Fatal(err)
 	}

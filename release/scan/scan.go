@@ -70,8 +70,11 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 			})
 			rec := release.ScanRecord{Platform: m.Platform, Digest: m.Digest.String(), Seconds: time.Since(start).Seconds()}
 			if err != nil {
-				if r.VulnDB != "" || !r.DryRun {
-					return fmt.Errorf("scan %s %s: %w", a.Name, m.Platform, err)
+				if r.VulnDB != "" {
+					return err // attest/scan names the image and platform
+				}
+				if !r.DryRun {
+					return fmt.Errorf("%s: a release is never published unscanned; give an offline DB with --vuln-db DIR: %w", reasonOf(err), err)
 				}
 				rec.Status, rec.Reason = "not-scanned", reasonOf(err)
 				notScanned = rec.Reason

@@ -1,7 +1,6 @@
 package builder_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -12,13 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/bitvault/bitvault/builder"
 	"github.com/bitvault/bitvault/internal/testsupport/buildkittest"
+	"github.com/bitvault/bitvault/internal/testsupport/imagetest"
 )
 
 // busyboxIndex writes a two-platform index of the host's static busybox (amd64
@@ -29,31 +29,10 @@ func busyboxIndex(t *testing.T, dir string) v1.Hash {
 	if err != nil {
 		t.Skip("needs /bin/busybox (apt-get install busybox-static)")
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	tw.Write(bin)
-	tw.WriteHeader(&tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	tw.Close()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx := mutate.IndexMediaType(empty.Index, "application/vnd.oci.image.index.v1+json")
+	layer := imagetest.Layer(t, imagetest.Dir("bin"), imagetest.Reg("bin/busybox", 0o755, bin), imagetest.Symlink("bin/sh", "busybox"))
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), layer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img = mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
-		cf, _ := img.ConfigFile()
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", arch
-		cf.Config.Env = []string{"PATH=/bin"}
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
+		img := imagetest.Image(t, "linux", arch, func(cf *v1.ConfigFile) { cf.Config.Env = []string{"PATH=/bin"} }, layer)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
 	lp, err := builder.OpenLayout(dir)

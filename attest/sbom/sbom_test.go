@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +20,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bitvault/bitvault/internal/testsupport/imagetest"
 )
 
 // created is the release's SOURCE_DATE_EPOCH in these tests.
@@ -144,29 +144,16 @@ type tarEntry struct {
 }
 
 func tarLayer(entries []tarEntry) (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	files := make([]imagetest.File, 0, len(entries))
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: created, Format: tar.FormatPAX}
+		f := imagetest.Reg(e.name, e.mode, []byte(e.body))
 		if strings.HasSuffix(e.name, "/") {
-			h.Typeflag = tar.TypeDir
-		} else {
-			h.Typeflag = tar.TypeReg
-			h.Size = int64(len(e.body))
+			f = imagetest.File{Name: e.name, Type: tar.TypeDir, Mode: e.mode}
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
-		}
-		if _, err := io.WriteString(tw, e.body); err != nil {
-			return nil, err
-		}
+		f.ModTime = created
+		files = append(files, f)
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
-		tarball.WithMediaType(types.OCILayer))
+	return imagetest.NewLayer(files...)
 }
 
 const tzdataStatus = `Package: tzdata

@@ -1,11 +1,9 @@
 package scan
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,10 +13,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/mod/modfile"
+
+	"github.com/bitvault/bitvault/internal/testsupport/imagetest"
 )
 
 // osvRecord is GO-2022-1059 as the Go vulnerability database publishes it, plus the CVSS v3
@@ -111,45 +108,11 @@ func goBinary(t *testing.T, version string) []byte {
 // executables).
 func binaryImage(t *testing.T, bin []byte) v1.Image {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Typeflag: tar.TypeDir, Name: "app/", Mode: 0o755},
-		{Typeflag: tar.TypeReg, Name: "app/hello", Mode: 0o755, Size: int64(len(bin))},
-	} {
-		h.ModTime = time.Unix(0, 0)
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := tw.Write(bin); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.User = "65532"
-	cf.Config.Entrypoint = []string{"/app/hello"}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	layer := imagetest.Layer(t, imagetest.Dir("app"), imagetest.Reg("app/hello", 0o755, bin))
+	return imagetest.Image(t, "linux", "amd64", func(cf *v1.ConfigFile) {
+		cf.Config.User = "65532"
+		cf.Config.Entrypoint = []string{"/app/hello"}
+	}, layer)
 }
 
 func TestScanAndGate(t *testing.T) {

@@ -2,8 +2,6 @@ package rules
 
 import (
 	"archive/tar"
-	"bytes"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -13,8 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bitvault/bitvault/internal/testsupport/imagetest"
 )
 
 var epoch = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -33,36 +32,21 @@ func symlink(name, to string) file { return file{name: name, typ: tar.TypeSymlin
 // layer is a deterministic uncompressed tar layer.
 func layer(t *testing.T, files ...file) v1.Layer {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var out []imagetest.File
 	for _, f := range files {
-		h := &tar.Header{Name: f.name, Typeflag: f.typ, Linkname: f.link, Mode: 0o644, ModTime: f.mtime, Format: tar.FormatPAX}
-		if h.ModTime.IsZero() {
-			h.ModTime = epoch
+		tf := imagetest.File{Name: f.name, Type: f.typ, Mode: 0o644, Link: f.link, ModTime: f.mtime}
+		if tf.ModTime.IsZero() {
+			tf.ModTime = epoch
 		}
-		var body []byte
-		if f.typ == tar.TypeDir {
-			h.Mode = 0o755
-		} else if f.typ == tar.TypeReg {
-			body = []byte("content of " + f.name + "\n")
-			h.Size = int64(len(body))
+		switch f.typ {
+		case tar.TypeDir:
+			tf.Mode = 0o755
+		case tar.TypeReg:
+			tf.Body = []byte("content of " + f.name + "\n")
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
+		out = append(out, tf)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return imagetest.Layer(t, out...)
 }
 
 // imageSpec is a good image that a test case mutates.

@@ -56,6 +56,7 @@ type Options struct {
 	Only               []string
 	VerifyReproducible bool
 	VulnDB             string // offline trivy DB directory (--vuln-db)
+	SigningKey         string // cosign key reference (--key); empty: dry-run CA or keyless
 	BuildkitHost       string
 	Progress           string // BuildKit display: auto, tty, plain, quiet
 	Log                io.Writer
@@ -191,6 +192,17 @@ type ArtifactRecord struct {
 	SBOMs        []SBOMRecord       `json:"sboms,omitempty"`
 	Scans        []ScanRecord       `json:"scans,omitempty"`
 	Published    *PublishRecord     `json:"published,omitempty"`
+	Signatures   []SignatureRecord  `json:"signatures,omitempty"`
+}
+
+// SignatureRecord is one signed manifest (the index or a platform manifest).
+type SignatureRecord struct {
+	Platform  string `json:"platform"`  // "index" or os/arch
+	Reference string `json:"reference"` // repository@sha256:...
+	Signer    string `json:"signer"`
+	Verified  bool   `json:"verified"`
+	Identity  string `json:"identity,omitempty"` // what verification found
+	Issuer    string `json:"issuer,omitempty"`
 }
 
 // SBOMRecord points at the SBOMs of one platform manifest.

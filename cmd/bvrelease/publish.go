@@ -14,18 +14,20 @@ type targetOptions struct {
 	AllowDirty bool
 	Registry   string
 	VulnDB     string
+	Key        string
 }
 
 func (o *targetOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.DryRun, "dry-run", false, "keep everything on this machine: publish to an embedded registry on 127.0.0.1")
 	fs.BoolVar(&o.AllowDirty, "allow-dirty", false, "publish a work tree with uncommitted changes")
 	fs.StringVar(&o.Registry, "registry", "", "registry prefix to publish to (overrides the configuration)")
+	fs.StringVar(&o.Key, "key", "", "sign with this cosign key (file, password in COSIGN_PASSWORD) or KMS URI; default: the dry-run CA in a dry-run")
 	fs.StringVar(&o.VulnDB, "vuln-db", "", "offline trivy vulnerability DB directory (trivy.db + metadata.json); default: trivy's own download")
 }
 
 // options converts the flags for a run.
 func (o *targetOptions) options() release.Options {
-	return release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VulnDB: o.VulnDB}
+	return release.Options{DryRun: o.DryRun, AllowDirty: o.AllowDirty, Registry: o.Registry, VulnDB: o.VulnDB, SigningKey: o.Key}
 }
 
 type publishOptions struct {

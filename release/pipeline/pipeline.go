@@ -17,18 +17,22 @@ import (
 	"github.com/bitvault/bitvault/release/record"
 	"github.com/bitvault/bitvault/release/sbom"
 	"github.com/bitvault/bitvault/release/scan"
+	"github.com/bitvault/bitvault/release/sign"
 	"github.com/bitvault/bitvault/release/standins"
+	"github.com/bitvault/bitvault/release/verify"
 )
 
-// Release is the full pipeline: plan → bases → build → check → sbom → scan → publish → record.
+// Release is the full pipeline:
+// plan → bases → build → check → sbom → scan → publish → sign → verify → record.
 func Release() []release.Stage {
-	return []release.Stage{plan.Stage{}, standins.Stage{}, build.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, record.Stage{}}
+	return []release.Stage{plan.Stage{}, standins.Stage{}, build.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{},
+		publish.Stage{}, sign.Stage{}, verify.Stage{}, record.Stage{}}
 }
 
-// Publish publishes what is built: plan → check → sbom → scan → publish → record
+// Publish publishes what is built: plan → check → sbom → scan → publish → sign → verify → record
 // (check, sbom and scan skip what an earlier run already did).
 func Publish() []release.Stage {
-	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, record.Stage{}}
+	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, verify.Stage{}, record.Stage{}}
 }
 
 // Build is the pipeline up to built images: plan → bases → build.

@@ -79,7 +79,7 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 }
 
 func artifacts(tw io.Writer, rec release.Record) {
-	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tSBOM\tSCAN\tBUILD")
+	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tSBOM\tSCAN\tSIGNATURE\tBUILD")
 	for _, a := range rec.Artifacts {
 		check := "-"
 		if a.Check != nil {
@@ -88,9 +88,9 @@ func artifacts(tw io.Writer, rec release.Record) {
 				check = fmt.Sprintf("FAIL (%d)", len(a.Check.Violations))
 			}
 		}
-		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t\t\t%.1fs\n", a.Name, a.Digest, check, a.BuildSeconds)
+		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t\t\t%s\t%.1fs\n", a.Name, a.Digest, check, signatureCell(a, "index"), a.BuildSeconds)
 		for _, m := range a.Manifests {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t%s\t%s\t\n", m.Platform, m.Digest, human(m.ImageSize), sbomCell(a, m.Platform), scanCell(a, m.Platform))
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n", m.Platform, m.Digest, human(m.ImageSize), sbomCell(a, m.Platform), scanCell(a, m.Platform), signatureCell(a, m.Platform))
 		}
 	}
 	fmt.Fprintln(tw)
@@ -126,6 +126,18 @@ func scanCell(a release.ArtifactRecord, platform string) string {
 			return fmt.Sprintf("BLOCKED (%d)", s.Blocking)
 		default:
 			return s.Status
+		}
+	}
+	return "-"
+}
+
+func signatureCell(a release.ArtifactRecord, platform string) string {
+	for _, s := range a.Signatures {
+		if s.Platform == platform {
+			if s.Verified {
+				return "verified"
+			}
+			return "signed"
 		}
 	}
 	return "-"

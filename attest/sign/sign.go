@@ -1,0 +1,158 @@
+// Package sign signs published images and verifies their signatures, stored exactly the way
+// cosign v2 stores them, so that `cosign verify`, Kyverno `type: Cosign` and the
+// policy-controller read them without translation.
+//
+// Choices (see DESIGN.md §3, §4):
+//
+//   - Format: cosign v2 "simple signing" payload ({"critical":{"identity":{"docker-reference":…},
+//     "image":{"docker-manifest-digest":…},"type":"cosign container image signature"},"optional":…})
+//     as one layer of the manifest tagged sha256-<hex>.sig in the image's own repository, with
+//     the annotations dev.cosignproject.cosign/signature and, for certificate signers,
+//     dev.sigstore.cosign/certificate and dev.sigstore.cosign/chain. Writing goes through cosign's
+//     own ocimutate.AttachSignatureToEntity + ociremote.WriteSignatures, so layer media types,
+//     annotations and tag naming are cosign's, not a re-implementation. No OCI 1.1 referrers
+//     and no new-style bundles here: admission (Kyverno, policy-controller) reads the .sig tag.
+//   - The index and every platform manifest are signed separately (one SignImage call each);
+//     the payload always names the digest that was signed.
+//   - Idempotent: cosign's duplicate detector recognises a layer with the same payload, the same
+//     certificate/chain annotations and a signature that verifies under the same key, so signing
+//     the same digest twice with the same Signer leaves one layer. A second, different signer
+//     adds its own layer next to the first (that is how co-signing works in cosign).
+//   - Signers are an interface: Ephemeral (dry-run, a local CA per release) and Key (a cosign
+//     key pair or a KMS URI, through cosign's SignerVerifierFromKeyRef). The real keyless path
+//     (GitHub Actions OIDC token → Fulcio certificate → Rekor entry) is a third implementation
+//     of Signer plus a Rekor upload; it is not implemented yet. Until then nothing here writes a
+//     transparency-log entry, so verification must be told IgnoreTlog (see Policy).
+//   - Verification is cosign's: cosign.VerifyImageSignatures with CheckOpts (RootCerts,
+//     Identities, SimpleClaimVerifier, IgnoreTlog/IgnoreSCT), so what passes here passes
+//     `cosign verify --ca-roots dry-run-root.pem --certificate-identity … --certificate-oidc-issuer …
+//     --insecure-ignore-tlog --insecure-ignore-sct` (or `--key cosign.pub --insecure-ignore-tlog`);
+//     TestCosignCLIVerify runs cosign's VerifyCommand to prove it. When cosign rejects, Verify
+//     inspects each signature itself to say precisely what did not match.
+//   - Dry-run certificates are valid for 7 days, not Fulcio's 10 minutes: with no transparency
+//     log or timestamp, cosign checks the leaf against the current time.
+package sign
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	ocimutate "github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+)
+
+// Signer produces a signature over a payload, with the certificate chain that identifies the
+// signer (keyless) or none (key).
+type Signer interface {
+	Sign(ctx context.Context, payload []byte) (*Signature, error)
+	// Identity is a human description: "dry-run (ephemeral local CA)", "key cosign.key",
+	// "https://github.com/…/release.yml@refs/tags/v1.2.3".
+	Identity() string
+	// Policy is the verification policy that admits exactly this signer's signatures (an
+	// empty Policy, which Verify refuses, when it cannot be derived).
+	Policy() Policy
+}
+
+// Signature is what a Signer returns.
+type Signature struct {
+	Sig   []byte // raw signature (ASN.1 ECDSA for the signers here) over the payload
+	Cert  []byte // PEM leaf certificate; empty for keys
+	Chain []byte // PEM intermediates then root, as Fulcio returns them; empty for keys
+
+	// PublicKey verifies Sig (the leaf's key for certificates). Used to recognise a signature
+	// that is already attached (ECDSA signatures differ on every call).
+	PublicKey crypto.PublicKey
+}
+
+// SignImage signs the image at ref (the index, or one platform manifest) in the cosign v2 simple
+// signing format and stores it under the cosign signature tag sha256-<hex>.sig in the same
+// repository. Re-signing the same digest with the same signer does not add a layer.
+func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Option) error {
+	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
+	ropts := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
+
+	se, err := ociremote.SignedEntity(ref, ropts...)
+	if err != nil {
+		return fmt.Errorf("sign %s: reading image: %w", ref, err)
+	}
+	h, err := se.Digest()
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", ref, err)
+	}
+	if h.String() != ref.DigestStr() {
+		return fmt.Errorf("sign %s: registry returned digest %s", ref, h)
+	}
+
+	pl, err := (&payload.Cosign{Image: ref}).MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("sign %s: payload: %w", ref, err)
+	}
+	sig, err := s.Sign(ctx, pl)
+	if err != nil {
+		return fmt.Errorf("sign %s with %s: %w", ref, s.Identity(), err)
+	}
+	var sopts []static.Option
+	if len(sig.Cert) > 0 {
+		sopts = append(sopts, static.WithCertChain(sig.Cert, sig.Chain))
+	}
+	ociSig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(sig.Sig), sopts...)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", ref, err)
+	}
+
+	var mopts []ocimutate.SignOption
+	if sig.PublicKey != nil {
+		v, err := signature.LoadVerifier(sig.PublicKey, crypto.SHA256)
+		if err != nil {
+			return fmt.Errorf("sign %s: signer public key: %w", ref, err)
+		}
+		// The new signature must verify under its own key, or nothing later will.
+		if err := v.VerifySignature(bytes.NewReader(sig.Sig), bytes.NewReader(pl)); err != nil {
+			return fmt.Errorf("sign %s with %s: signature does not verify under the signer's key: %w", ref, s.Identity(), err)
+		}
+		mopts = append(mopts, ocimutate.WithDupeDetector(cremote.NewDupeDetector(v)))
+	}
+	nse, err := ocimutate.AttachSignatureToEntity(se, ociSig, mopts...)
+	if err != nil {
+		return fmt.Errorf("sign %s: attaching signature: %w", ref, err)
+	}
+	if same, err := sameSignatures(se, nse); err == nil && same {
+		return nil // already signed by this signer: nothing to write
+	}
+	if err := ociremote.WriteSignatures(ref.Repository, nse, ropts...); err != nil {
+		return fmt.Errorf("sign %s: writing signature tag: %w", ref, err)
+	}
+	return nil
+}
+
+// sameSignatures reports whether attaching left the signature manifest unchanged (the
+// duplicate detector found the signature already there).
+func sameSignatures(a, b oci.SignedEntity) (bool, error) {
+	as, err := a.Signatures()
+	if err != nil {
+		return false, err
+	}
+	bs, err := b.Signatures()
+	if err != nil {
+		return false, err
+	}
+	ad, err := as.Digest()
+	if err != nil {
+		return false, err
+	}
+	bd, err := bs.Digest()
+	if err != nil {
+		return false, err
+	}
+	return ad == bd, nil
+}

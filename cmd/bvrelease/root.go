@@ -19,6 +19,7 @@ func newRootCommand() *cobra.Command {
 		newBuildCommand(),
 		newCheckCommand(),
 		newPublishCommand(),
+		newVerifyCommand(),
 	)
 	return root
 }

@@ -65,49 +65,11 @@ var (
 // ErrTampered) and wraps cosign's own error.
 func Verify(ctx context.Context, ref name.Digest, p Policy, opts ...remote.Option) ([]Verified, error) {
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
-	co := &cosign.CheckOpts{
-		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(opts...)},
-		ClaimVerifier:      cosign.SimpleClaimVerifier,
-		IgnoreTlog:         p.IgnoreTlog,
-		IgnoreSCT:          p.IgnoreTlog,
-		Offline:            true,
+	co, err := CheckOpts(p, cosign.SimpleClaimVerifier, opts...)
+	if err != nil {
+		return nil, err
 	}
-	if !p.IgnoreTlog {
-		return nil, fmt.Errorf("%w: transparency-log verification is not implemented yet (no Rekor entries are written); set IgnoreTlog", ErrPolicy)
-	}
-	var roots *x509.CertPool
-	switch {
-	case len(p.PublicKey) > 0 && len(p.Roots) > 0:
-		return nil, fmt.Errorf("%w: both a public key and certificate roots given", ErrPolicy)
-	case len(p.PublicKey) > 0:
-		v, err := sigs.LoadPublicKeyRaw(p.PublicKey, crypto.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("%w: public key: %v", ErrPolicy, err)
-		}
-		co.SigVerifier = v
-	case len(p.Roots) > 0:
-		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(p.Roots)
-		if err != nil || len(certs) == 0 {
-			return nil, fmt.Errorf("%w: roots: no PEM certificate (%v)", ErrPolicy, err)
-		}
-		roots = x509.NewCertPool()
-		for _, c := range certs {
-			roots.AddCert(c)
-		}
-		if (p.Identity == "") == (p.IdentityRegexp == "") || p.Issuer == "" {
-			return nil, fmt.Errorf("%w: certificates need exactly one of Identity/IdentityRegexp, and Issuer", ErrPolicy)
-		}
-		if p.IdentityRegexp != "" {
-			if _, err := regexp.Compile(p.IdentityRegexp); err != nil {
-				return nil, fmt.Errorf("%w: IdentityRegexp: %v", ErrPolicy, err)
-			}
-		}
-		co.RootCerts = roots
-		co.Identities = []cosign.Identity{{Subject: p.Identity, SubjectRegExp: p.IdentityRegexp, Issuer: p.Issuer}}
-	default:
-		return nil, fmt.Errorf("%w: neither a public key nor certificate roots given", ErrPolicy)
-	}
-
+	roots := co.RootCerts
 	checked, _, err := cosign.VerifyImageSignatures(ctx, ref, co)
 	if err != nil {
 		return nil, explain(ctx, ref, p, roots, co, err)
@@ -197,7 +159,7 @@ func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) 
 			return fmt.Errorf("%w: certificate issued by %q does not chain to the given roots: %v", ErrUntrustedCA, cert.Issuer.String(), err)
 		}
 		sans := cryptoutils.GetSubjectAlternateNames(cert)
-		if !matchSAN(sans, p) {
+		if !MatchSAN(sans, p) {
 			want := fmt.Sprintf("%q", p.Identity)
 			if p.IdentityRegexp != "" {
 				want = fmt.Sprintf("matching %q", p.IdentityRegexp)
@@ -224,7 +186,57 @@ func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) 
 	return nil
 }
 
-func matchSAN(sans []string, p Policy) bool {
+// CheckOpts turns a Policy into cosign's verification options (roots and
+// identity, or a public key; the transparency log ignored, which the Policy
+// must say), with claims checked by claims (cosign.SimpleClaimVerifier for
+// signatures, cosign.IntotoSubjectClaimVerifier for attestations).
+func CheckOpts(p Policy, claims func(oci.Signature, v1.Hash, map[string]interface{}) error, opts ...remote.Option) (*cosign.CheckOpts, error) {
+	co := &cosign.CheckOpts{
+		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(opts...)},
+		ClaimVerifier:      claims,
+		IgnoreTlog:         p.IgnoreTlog,
+		IgnoreSCT:          p.IgnoreTlog,
+		Offline:            true,
+	}
+	if !p.IgnoreTlog {
+		return nil, fmt.Errorf("%w: transparency-log verification is not implemented yet (no Rekor entries are written); set IgnoreTlog", ErrPolicy)
+	}
+	switch {
+	case len(p.PublicKey) > 0 && len(p.Roots) > 0:
+		return nil, fmt.Errorf("%w: both a public key and certificate roots given", ErrPolicy)
+	case len(p.PublicKey) > 0:
+		v, err := sigs.LoadPublicKeyRaw(p.PublicKey, crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("%w: public key: %v", ErrPolicy, err)
+		}
+		co.SigVerifier = v
+	case len(p.Roots) > 0:
+		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(p.Roots)
+		if err != nil || len(certs) == 0 {
+			return nil, fmt.Errorf("%w: roots: no PEM certificate (%v)", ErrPolicy, err)
+		}
+		roots := x509.NewCertPool()
+		for _, c := range certs {
+			roots.AddCert(c)
+		}
+		if (p.Identity == "") == (p.IdentityRegexp == "") || p.Issuer == "" {
+			return nil, fmt.Errorf("%w: certificates need exactly one of Identity/IdentityRegexp, and Issuer", ErrPolicy)
+		}
+		if p.IdentityRegexp != "" {
+			if _, err := regexp.Compile(p.IdentityRegexp); err != nil {
+				return nil, fmt.Errorf("%w: IdentityRegexp: %v", ErrPolicy, err)
+			}
+		}
+		co.RootCerts = roots
+		co.Identities = []cosign.Identity{{Subject: p.Identity, SubjectRegExp: p.IdentityRegexp, Issuer: p.Issuer}}
+	default:
+		return nil, fmt.Errorf("%w: neither a public key nor certificate roots given", ErrPolicy)
+	}
+	return co, nil
+}
+
+// MatchSAN reports whether a certificate's SANs satisfy the policy's identity.
+func MatchSAN(sans []string, p Policy) bool {
 	for _, s := range sans {
 		if p.Identity != "" && s == p.Identity {
 			return true

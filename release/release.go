@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/builder"
 	"github.com/bitvault/bitvault/builder/bases"
 	"github.com/bitvault/bitvault/builder/buildkitd"
@@ -72,6 +73,7 @@ type Release struct {
 	// Set by stages for later ones within the same run.
 	Daemon        *buildkitd.Daemon
 	NamedContexts []builder.NamedContext
+	Signer        sign.Signer // set by the sign stage, used by attest
 
 	closers []func()
 }
@@ -203,6 +205,10 @@ type SignatureRecord struct {
 	Verified  bool   `json:"verified"`
 	Identity  string `json:"identity,omitempty"` // what verification found
 	Issuer    string `json:"issuer,omitempty"`
+	// Provenance: a SLSA provenance v1 attestation is attached (and, once
+	// verify ran, verified for this manifest's digest and the builder).
+	Provenance         bool `json:"provenance"`
+	ProvenanceVerified bool `json:"provenance_verified"`
 }
 
 // SBOMRecord points at the SBOMs of one platform manifest.

@@ -115,7 +115,7 @@ func TestDryRunRelease(t *testing.T) {
 			t.Errorf("%s: %d signatures, want the index and both platform manifests", a.Name, len(a.Signatures))
 		}
 		for _, s := range a.Signatures {
-			if !s.Verified || s.Identity != "https://bitvault.dev/dry-run" || s.Issuer != "dry-run" {
+			if !s.Verified || s.Identity != "https://bitvault.dev/dry-run" || s.Issuer != "dry-run" || !s.ProvenanceVerified {
 				t.Errorf("%s %s: signature %+v, want verified as the dry-run identity", a.Name, s.Platform, s)
 			}
 		}
@@ -178,7 +178,7 @@ func TestResume(t *testing.T) {
 	}
 	for _, a := range readRecord(t).Artifacts {
 		for _, s := range a.Signatures {
-			if !s.Verified || s.Identity != "key" {
+			if !s.Verified || s.Identity != "key" || !s.ProvenanceVerified {
 				t.Errorf("%s %s: signature %+v, want verified with the key", a.Name, s.Platform, s)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitvault/bitvault/release"
+	"github.com/bitvault/bitvault/release/attest"
 	"github.com/bitvault/bitvault/release/build"
 	"github.com/bitvault/bitvault/release/check"
 	"github.com/bitvault/bitvault/release/plan"
@@ -23,16 +24,16 @@ import (
 )
 
 // Release is the full pipeline:
-// plan → bases → build → check → sbom → scan → publish → sign → verify → record.
+// plan → bases → build → check → sbom → scan → publish → sign → attest → verify → record.
 func Release() []release.Stage {
 	return []release.Stage{plan.Stage{}, standins.Stage{}, build.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{},
-		publish.Stage{}, sign.Stage{}, verify.Stage{}, record.Stage{}}
+		publish.Stage{}, sign.Stage{}, attest.Stage{}, verify.Stage{}, record.Stage{}}
 }
 
-// Publish publishes what is built: plan → check → sbom → scan → publish → sign → verify → record
+// Publish publishes what is built: plan → check → sbom → scan → publish → sign → attest → verify → record
 // (check, sbom and scan skip what an earlier run already did).
 func Publish() []release.Stage {
-	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, verify.Stage{}, record.Stage{}}
+	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, attest.Stage{}, verify.Stage{}, record.Stage{}}
 }
 
 // Build is the pipeline up to built images: plan → bases → build.

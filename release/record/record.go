@@ -134,6 +134,9 @@ func scanCell(a release.ArtifactRecord, platform string) string {
 func signatureCell(a release.ArtifactRecord, platform string) string {
 	for _, s := range a.Signatures {
 		if s.Platform == platform {
+			if s.Verified && s.ProvenanceVerified {
+				return "verified + SLSA"
+			}
 			if s.Verified {
 				return "verified"
 			}

@@ -56,6 +56,7 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 	if err != nil {
 		return err
 	}
+	r.Signer = s
 	opts := RemoteOptions(ctx)
 	for _, a := range r.Artifacts() {
 		ar := r.Artifact(a.Name)

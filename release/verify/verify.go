@@ -2,8 +2,10 @@
 // recorded or promoted, what admission will check: every signed index and
 // platform manifest carries a signature that the signer's policy
 // (dist/sign/policy.json: trusted roots + identity + issuer, or a public key)
-// accepts, verified with cosign's own verification. A failure names the
-// manifest and what did not match, and the release is not recorded.
+// accepts, and a SLSA provenance v1 attestation for its own digest, signed the
+// same way and naming the expected builder — all verified with cosign's own
+// verification. A failure names the manifest and what did not match, and the
+// release is not recorded.
 package verify
 
 import (
@@ -14,9 +16,12 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/bitvault/bitvault/attest/attestation"
 	attestsign "github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/release"
+	"github.com/bitvault/bitvault/release/attest"
 	"github.com/bitvault/bitvault/release/sign"
 )
 
@@ -57,11 +62,50 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 			}
 			sr.Identity, sr.Issuer = vs[0].Identity, vs[0].Issuer
 			checked++
+			if !sr.Provenance {
+				failures = append(failures, fmt.Sprintf("%s %s: no SLSA provenance attached", a.Name, sr.Platform))
+				continue
+			}
+			if err := provenance(ctx, ref, p, opts); err != nil {
+				failures = append(failures, fmt.Sprintf("%s %s: provenance: %v", a.Name, sr.Platform, err))
+				continue
+			}
+			sr.ProvenanceVerified = true
 		}
 	}
 	if len(failures) > 0 {
 		return fmt.Errorf("verification failed; the release is not recorded:\n  %s", strings.Join(failures, "\n  "))
 	}
-	r.Logf("verify: %d signatures verified as admission will", checked)
+	r.Logf("verify: %d signatures and their SLSA provenance verified as admission will", checked)
 	return nil
+}
+
+// provenance checks that ref carries a SLSA provenance v1 attestation for its
+// own digest, signed per p, naming the expected builder.
+func provenance(ctx context.Context, ref name.Digest, p attestsign.Policy, opts []remote.Option) error {
+	stmts, err := attestation.VerifyAttestations(ctx, ref, attestation.SLSAProvenanceV1, p, opts...)
+	if err != nil {
+		return err
+	}
+	want := attest.BuilderID()
+	var seen []string
+	for _, st := range stmts {
+		var s struct {
+			Predicate struct {
+				RunDetails struct {
+					Builder struct {
+						ID string `json:"id"`
+					} `json:"builder"`
+				} `json:"runDetails"`
+			} `json:"predicate"`
+		}
+		if err := json.Unmarshal(st, &s); err != nil {
+			return err
+		}
+		if s.Predicate.RunDetails.Builder.ID == want {
+			return nil
+		}
+		seen = append(seen, s.Predicate.RunDetails.Builder.ID)
+	}
+	return fmt.Errorf("builder id %v, want %s", seen, want)
 }

@@ -39,16 +39,9 @@ func attach(ctx context.Context, ref name.Digest, statement []byte, s sign.Signe
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	ropts := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
 
-	se, err := ociremote.SignedEntity(ref, ropts...)
-	if err != nil {
-		return fmt.Errorf("attest %s: reading image: %w", ref, err)
-	}
-	h, err := se.Digest()
+	se, h, err := sign.Entity(ref, ropts...)
 	if err != nil {
 		return fmt.Errorf("attest %s: %w", ref, err)
-	}
-	if h.String() != ref.DigestStr() {
-		return fmt.Errorf("attest %s: registry returned digest %s", ref, h)
 	}
 	if checkSubject && !st.names(h) {
 		return fmt.Errorf("attest %s: %w: statement subject %v does not name %s", ref, sign.ErrDigestMismatch, st.digests(), h)
@@ -89,7 +82,7 @@ func attach(ctx context.Context, ref name.Digest, statement []byte, s sign.Signe
 	if err != nil {
 		return fmt.Errorf("attest %s: attaching attestation: %w", ref, err)
 	}
-	if same, err := sameAttestations(se, nse); err == nil && same {
+	if sign.Unchanged(se, nse, oci.SignedEntity.Attestations) {
 		return nil // already attested by this signer: nothing to write
 	}
 	if err := ociremote.WriteAttestations(ref.Repository, nse, ropts...); err != nil {
@@ -180,25 +173,4 @@ next:
 		}
 	}
 	return nil, nil
-}
-
-// sameAttestations reports whether attaching left the attestation manifest unchanged.
-func sameAttestations(a, b oci.SignedEntity) (bool, error) {
-	as, err := a.Attestations()
-	if err != nil {
-		return false, err
-	}
-	bs, err := b.Attestations()
-	if err != nil {
-		return false, err
-	}
-	ad, err := as.Digest()
-	if err != nil {
-		return false, err
-	}
-	bd, err := bs.Digest()
-	if err != nil {
-		return false, err
-	}
-	return ad == bd, nil
 }

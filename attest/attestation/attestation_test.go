@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
@@ -24,39 +19,12 @@ import (
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 
 	"github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 )
 
-type fixture struct {
-	repo     name.Repository
-	index    name.Digest
-	children []name.Digest
-}
-
-func newRegistry(t *testing.T) fixture {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/bitvault/bitvaultd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := random.Index(512, 1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, _ := idx.Digest()
-	f := fixture{repo: repo, index: repo.Digest(h.String())}
-	if err := remote.WriteIndex(f.index, idx); err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range m.Manifests {
-		f.children = append(f.children, repo.Digest(d.Digest.String()))
-	}
-	return f
+// newRegistry starts an in-process registry holding a random two-manifest index, pushed by digest.
+func newRegistry(t *testing.T) registrytest.Fixture {
+	return registrytest.New(t, "bitvault/bitvaultd", 2)
 }
 
 func hash(t *testing.T, ref name.Digest) v1.Hash {
@@ -210,14 +178,14 @@ func TestAttachVerify(t *testing.T) {
 	wrongID := eph.Policy()
 	wrongID.Identity = "https://github.com/bitvault/bitvault/.github/workflows/release.yml@refs/tags/v1.0.0"
 
-	targets := map[string]name.Digest{"index": f.index, "platform": f.children[0]}
+	targets := map[string]name.Digest{"index": f.Index, "platform": f.Children[0]}
 	for tn, ref := range targets {
 		for _, pt := range []struct {
 			typ  string
 			pred any
 		}{{SLSAProvenanceV1, provenance()}, {CycloneDX, cyclonedx()}} {
 			for _, s := range []sign.Signer{eph, key} {
-				st, err := Statement(f.repo.String(), hash(t, ref), pt.typ, pt.pred)
+				st, err := Statement(f.Repo.String(), hash(t, ref), pt.typ, pt.pred)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -235,16 +203,16 @@ func TestAttachVerify(t *testing.T) {
 		policy  sign.Policy
 		wantErr error // nil: must pass
 	}{
-		{"index provenance dry-run", f.index, SLSAProvenanceV1, eph.Policy(), nil},
-		{"index cyclonedx dry-run", f.index, CycloneDX, eph.Policy(), nil},
-		{"platform provenance dry-run", f.children[0], SLSAProvenanceV1, eph.Policy(), nil},
-		{"platform cyclonedx key", f.children[0], CycloneDX, key.Policy(), nil},
-		{"index provenance key", f.index, SLSAProvenanceV1, key.Policy(), nil},
-		{"wrong predicate type", f.index, "https://spdx.dev/Document", eph.Policy(), ErrNoAttestation},
-		{"wrong identity", f.index, SLSAProvenanceV1, wrongID, sign.ErrWrongIdentity},
-		{"other key", f.index, SLSAProvenanceV1, otherKey.Policy(), ErrNoAttestation},
-		{"unattested platform", f.children[1], SLSAProvenanceV1, eph.Policy(), ErrNoAttestation},
-		{"no tlog flag", f.index, SLSAProvenanceV1, sign.Policy{PublicKey: key.Policy().PublicKey}, sign.ErrPolicy},
+		{"index provenance dry-run", f.Index, SLSAProvenanceV1, eph.Policy(), nil},
+		{"index cyclonedx dry-run", f.Index, CycloneDX, eph.Policy(), nil},
+		{"platform provenance dry-run", f.Children[0], SLSAProvenanceV1, eph.Policy(), nil},
+		{"platform cyclonedx key", f.Children[0], CycloneDX, key.Policy(), nil},
+		{"index provenance key", f.Index, SLSAProvenanceV1, key.Policy(), nil},
+		{"wrong predicate type", f.Index, "https://spdx.dev/Document", eph.Policy(), ErrNoAttestation},
+		{"wrong identity", f.Index, SLSAProvenanceV1, wrongID, sign.ErrWrongIdentity},
+		{"other key", f.Index, SLSAProvenanceV1, otherKey.Policy(), ErrNoAttestation},
+		{"unattested platform", f.Children[1], SLSAProvenanceV1, eph.Policy(), ErrNoAttestation},
+		{"no tlog flag", f.Index, SLSAProvenanceV1, sign.Policy{PublicKey: key.Policy().PublicKey}, sign.ErrPolicy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := VerifyAttestations(ctx, tc.ref, tc.typ, tc.policy)
@@ -272,7 +240,7 @@ func TestAttachVerify(t *testing.T) {
 	}
 
 	// Storage is cosign's: DSSE layers with predicateType and (dry-run) certificate annotations.
-	layers := attLayers(t, f.index)
+	layers := attLayers(t, f.Index)
 	if len(layers) != 4 {
 		t.Fatalf("%d attestation layers on the index, want 4", len(layers))
 	}
@@ -301,7 +269,7 @@ func TestIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := newKeySigner(t, t.TempDir())
-	st, err := Statement(f.repo.String(), hash(t, f.index), SLSAProvenanceV1, provenance())
+	st, err := Statement(f.Repo.String(), hash(t, f.Index), SLSAProvenanceV1, provenance())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,18 +280,18 @@ func TestIdempotent(t *testing.T) {
 	}{
 		{"first", eph, 1}, {"same again", eph, 1}, {"other signer", key, 2}, {"other signer again", key, 2},
 	} {
-		if err := Attach(ctx, f.index, st, tc.s); err != nil {
+		if err := Attach(ctx, f.Index, st, tc.s); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(attLayers(t, f.index)); n != tc.want {
+		if n := len(attLayers(t, f.Index)); n != tc.want {
 			t.Fatalf("%s: %d layers, want %d", tc.name, n, tc.want)
 		}
 	}
-	st2, _ := Statement(f.repo.String(), hash(t, f.index), SLSAProvenanceV1, Provenance{BuildType: "other", BuilderID: "b"}.Predicate())
-	if err := Attach(ctx, f.index, st2, eph); err != nil {
+	st2, _ := Statement(f.Repo.String(), hash(t, f.Index), SLSAProvenanceV1, Provenance{BuildType: "other", BuilderID: "b"}.Predicate())
+	if err := Attach(ctx, f.Index, st2, eph); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(attLayers(t, f.index)); n != 3 {
+	if n := len(attLayers(t, f.Index)); n != 3 {
 		t.Fatalf("different statement: %d layers, want 3", n)
 	}
 }
@@ -336,18 +304,18 @@ func TestSubjectMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A statement for the first platform manifest, attached to the index.
-	st, err := Statement(f.repo.String(), hash(t, f.children[0]), SLSAProvenanceV1, provenance())
+	st, err := Statement(f.Repo.String(), hash(t, f.Children[0]), SLSAProvenanceV1, provenance())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Attach(ctx, f.index, st, eph); !errors.Is(err, sign.ErrDigestMismatch) {
+	if err := Attach(ctx, f.Index, st, eph); !errors.Is(err, sign.ErrDigestMismatch) {
 		t.Fatalf("Attach of a statement for another digest: %v, want ErrDigestMismatch", err)
 	}
-	if err := attach(ctx, f.index, st, eph, false); err != nil {
+	if err := attach(ctx, f.Index, st, eph, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err = VerifyAttestations(ctx, f.index, SLSAProvenanceV1, eph.Policy())
-	if !errors.Is(err, sign.ErrDigestMismatch) || !strings.Contains(err.Error(), f.children[0].DigestStr()) || !strings.Contains(err.Error(), f.index.DigestStr()) {
+	_, err = VerifyAttestations(ctx, f.Index, SLSAProvenanceV1, eph.Policy())
+	if !errors.Is(err, sign.ErrDigestMismatch) || !strings.Contains(err.Error(), f.Children[0].DigestStr()) || !strings.Contains(err.Error(), f.Index.DigestStr()) {
 		t.Fatalf("err = %v, want ErrDigestMismatch naming both digests", err)
 	}
 	t.Log(err)

@@ -29,11 +29,11 @@ func TestCosignCLIVerifyAttestation(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := newKeySigner(t, keyDir)
-	refs := []name.Digest{f.index, f.children[0]}
+	refs := []name.Digest{f.Index, f.Children[0]}
 	for _, ref := range refs {
 		for _, s := range []sign.Signer{eph, key} {
 			for typ, pred := range map[string]map[string]any{SLSAProvenanceV1: provenance(), CycloneDX: cyclonedx()} {
-				st, err := Statement(f.repo.String(), hash(t, ref), typ, pred)
+				st, err := Statement(f.Repo.String(), hash(t, ref), typ, pred)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -44,11 +44,11 @@ func TestCosignCLIVerifyAttestation(t *testing.T) {
 		}
 	}
 	// Statement for the platform manifest attached to the other platform manifest.
-	st, err := Statement(f.repo.String(), hash(t, f.children[0]), SLSAProvenanceV1, provenance())
+	st, err := Statement(f.Repo.String(), hash(t, f.Children[0]), SLSAProvenanceV1, provenance())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := attach(ctx, f.children[1], st, eph, false); err != nil {
+	if err := attach(ctx, f.Children[1], st, eph, false); err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Join(dir, sign.RootFile)
@@ -76,7 +76,7 @@ func TestCosignCLIVerifyAttestation(t *testing.T) {
 		{"cyclonedx key", withKey("cyclonedx"), refs, true},
 		{"wrong type", keyless("spdxjson", sign.DryRunIdentity), refs[:1], false},
 		{"wrong identity", keyless("slsaprovenance1", "https://example.com/other"), refs[:1], false},
-		{"subject mismatch", keyless("slsaprovenance1", sign.DryRunIdentity), f.children[1:], false},
+		{"subject mismatch", keyless("slsaprovenance1", sign.DryRunIdentity), f.Children[1:], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cmd.RegistryOptions = options.RegistryOptions{}

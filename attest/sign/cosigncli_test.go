@@ -30,7 +30,7 @@ func TestCosignCLIVerify(t *testing.T) {
 	keyDir, otherKeyDir := t.TempDir(), t.TempDir()
 	key := newKeySigner(t, keyDir, "pw")
 	newKeySigner(t, otherKeyDir, "pw")
-	refs := append([]name.Digest{f.index}, f.children...)
+	refs := append([]name.Digest{f.Index}, f.Children...)
 	for _, ref := range refs {
 		for _, s := range []Signer{eph, key} {
 			if err := SignImage(ctx, ref, s); err != nil {
@@ -38,7 +38,7 @@ func TestCosignCLIVerify(t *testing.T) {
 			}
 		}
 	}
-	unsigned := pushRandomImage(t, f.repo)
+	unsigned := pushRandomImage(t, f.Repo)
 
 	keyless := func(identity, issuer, roots string) *verify.VerifyCommand {
 		c := &verify.VerifyCommand{

@@ -41,6 +41,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -81,16 +82,9 @@ func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Op
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	ropts := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
 
-	se, err := ociremote.SignedEntity(ref, ropts...)
-	if err != nil {
-		return fmt.Errorf("sign %s: reading image: %w", ref, err)
-	}
-	h, err := se.Digest()
+	se, _, err := Entity(ref, ropts...)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", ref, err)
-	}
-	if h.String() != ref.DigestStr() {
-		return fmt.Errorf("sign %s: registry returned digest %s", ref, h)
 	}
 
 	pl, err := (&payload.Cosign{Image: ref}).MarshalJSON()
@@ -126,7 +120,7 @@ func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Op
 	if err != nil {
 		return fmt.Errorf("sign %s: attaching signature: %w", ref, err)
 	}
-	if same, err := sameSignatures(se, nse); err == nil && same {
+	if Unchanged(se, nse, oci.SignedEntity.Signatures) {
 		return nil // already signed by this signer: nothing to write
 	}
 	if err := ociremote.WriteSignatures(ref.Repository, nse, ropts...); err != nil {
@@ -135,24 +129,38 @@ func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Op
 	return nil
 }
 
-// sameSignatures reports whether attaching left the signature manifest unchanged (the
-// duplicate detector found the signature already there).
-func sameSignatures(a, b oci.SignedEntity) (bool, error) {
-	as, err := a.Signatures()
+// Entity reads ref as a cosign signed entity (the image plus its .sig and .att
+// manifests) and checks that the registry serves exactly ref's digest.
+func Entity(ref name.Digest, ropts ...ociremote.Option) (oci.SignedEntity, v1.Hash, error) {
+	se, err := ociremote.SignedEntity(ref, ropts...)
 	if err != nil {
-		return false, err
+		return nil, v1.Hash{}, fmt.Errorf("reading image: %w", err)
 	}
-	bs, err := b.Signatures()
+	h, err := se.Digest()
 	if err != nil {
-		return false, err
+		return nil, v1.Hash{}, err
 	}
-	ad, err := as.Digest()
+	if h.String() != ref.DigestStr() {
+		return nil, v1.Hash{}, fmt.Errorf("registry returned digest %s", h)
+	}
+	return se, h, nil
+}
+
+// Unchanged reports whether attaching left the manifest that layers selects
+// (oci.SignedEntity.Signatures or .Attestations) as it was: the duplicate
+// detector found the layer already there, so nothing needs writing.
+func Unchanged(before, after oci.SignedEntity, layers func(oci.SignedEntity) (oci.Signatures, error)) bool {
+	digest := func(e oci.SignedEntity) (v1.Hash, error) {
+		l, err := layers(e)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		return l.Digest()
+	}
+	a, err := digest(before)
 	if err != nil {
-		return false, err
+		return false
 	}
-	bd, err := bs.Digest()
-	if err != nil {
-		return false, err
-	}
-	return ad == bd, nil
+	b, err := digest(after)
+	return err == nil && a == b
 }

@@ -5,59 +5,26 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 )
 
-type fixture struct {
-	repo     name.Repository
-	index    name.Digest
-	children []name.Digest
-}
-
 // newRegistry starts an in-process registry holding a random two-manifest index, pushed by digest.
-func newRegistry(t *testing.T) fixture {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/bitvault/bitvaultd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := random.Index(512, 1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := fixture{repo: repo, index: repo.Digest(h.String())}
-	if err := remote.WriteIndex(f.index, idx); err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range m.Manifests {
-		f.children = append(f.children, repo.Digest(d.Digest.String()))
-	}
-	return f
+// newRegistry starts an in-process registry holding a random two-manifest index, pushed by digest.
+func newRegistry(t *testing.T) registrytest.Fixture {
+	return registrytest.New(t, "bitvault/bitvaultd", 2)
 }
 
 func pushRandomImage(t *testing.T, repo name.Repository) name.Digest {
@@ -110,8 +77,8 @@ func TestEphemeralSignVerifyEachManifest(t *testing.T) {
 	}
 	p := dryRunPolicy(t, dir)
 
-	targets := map[string]name.Digest{"index": f.index}
-	for i, c := range f.children {
+	targets := map[string]name.Digest{"index": f.Index}
+	for i, c := range f.Children {
 		targets["platform-"+string(rune('0'+i))] = c
 	}
 	// Sign and verify every manifest separately; before it is signed, each must fail.
@@ -148,7 +115,7 @@ func TestVerifyFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := SignImage(ctx, f.index, s); err != nil {
+	if err := SignImage(ctx, f.Index, s); err != nil {
 		t.Fatal(err)
 	}
 	good := dryRunPolicy(t, dir)
@@ -165,19 +132,19 @@ func TestVerifyFailures(t *testing.T) {
 		want    error
 		message []string
 	}{
-		{"wrong identity", f.index, func(p *Policy) {
+		{"wrong identity", f.Index, func(p *Policy) {
 			p.Identity = "https://github.com/bitvault/bitvault/.github/workflows/release.yml@refs/tags/v1.2.3"
 		},
 			ErrWrongIdentity, []string{"wrong identity", DryRunIdentity, "release.yml"}},
-		{"wrong identity regexp", f.index, func(p *Policy) { p.Identity, p.IdentityRegexp = "", `^https://github\.com/` },
+		{"wrong identity regexp", f.Index, func(p *Policy) { p.Identity, p.IdentityRegexp = "", `^https://github\.com/` },
 			ErrWrongIdentity, []string{"wrong identity", `matching "^https://github\\.com/"`}},
-		{"wrong issuer", f.index, func(p *Policy) { p.Issuer = "https://token.actions.githubusercontent.com" },
+		{"wrong issuer", f.Index, func(p *Policy) { p.Issuer = "https://token.actions.githubusercontent.com" },
 			ErrWrongIssuer, []string{"wrong issuer", `"dry-run"`, "token.actions"}},
-		{"another CA", f.index, func(p *Policy) { p.Roots = otherRoot },
+		{"another CA", f.Index, func(p *Policy) { p.Roots = otherRoot },
 			ErrUntrustedCA, []string{"untrusted CA", "bitvault dry-run intermediate"}},
-		{"unsigned platform manifest", f.children[0], nil, ErrNoSignature, []string{"no signature"}},
-		{"no tlog opt-out", f.index, func(p *Policy) { p.IgnoreTlog = false }, ErrPolicy, []string{"IgnoreTlog"}},
-		{"identity missing", f.index, func(p *Policy) { p.Identity = "" }, ErrPolicy, []string{"Identity"}},
+		{"unsigned platform manifest", f.Children[0], nil, ErrNoSignature, []string{"no signature"}},
+		{"no tlog opt-out", f.Index, func(p *Policy) { p.IgnoreTlog = false }, ErrPolicy, []string{"IgnoreTlog"}},
+		{"identity missing", f.Index, func(p *Policy) { p.Identity = "" }, ErrPolicy, []string{"Identity"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := good
@@ -234,20 +201,20 @@ func TestTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := dryRunPolicy(t, dir)
-	for _, ref := range append([]name.Digest{f.index}, f.children...) {
+	for _, ref := range append([]name.Digest{f.Index}, f.Children...) {
 		if err := SignImage(ctx, ref, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	other := pushRandomImage(t, f.repo)
+	other := pushRandomImage(t, f.Repo)
 	otherSig := mustSign(t, s, other) // a genuine signature, for another digest
 
 	t.Run("signature annotation", func(t *testing.T) {
-		editSigManifest(t, f.index, func(m *v1.Manifest) {
+		editSigManifest(t, f.Index, func(m *v1.Manifest) {
 			// A valid signature by the same key over another payload.
 			m.Layers[0].Annotations["dev.cosignproject.cosign/signature"] = otherSig
 		})
-		_, err := Verify(ctx, f.index, p)
+		_, err := Verify(ctx, f.Index, p)
 		if !errors.Is(err, ErrTampered) {
 			t.Fatalf("want ErrTampered, got %v", err)
 		}
@@ -265,10 +232,10 @@ func TestTampered(t *testing.T) {
 		var om v1.Manifest
 		_ = json.Unmarshal(od.Manifest, &om)
 		otherLayer = om.Layers[0]
-		editSigManifest(t, f.children[0], func(m *v1.Manifest) {
+		editSigManifest(t, f.Children[0], func(m *v1.Manifest) {
 			m.Layers[0].Digest, m.Layers[0].Size = otherLayer.Digest, otherLayer.Size
 		})
-		_, err := Verify(ctx, f.children[0], p)
+		_, err := Verify(ctx, f.Children[0], p)
 		if !errors.Is(err, ErrTampered) {
 			t.Fatalf("want ErrTampered, got %v", err)
 		}
@@ -278,11 +245,11 @@ func TestTampered(t *testing.T) {
 		// The whole, genuine .sig manifest of "other" copied onto this manifest's tag.
 		otag, _ := ociremote.SignatureTag(other)
 		od, _ := remote.Get(otag)
-		tag, _ := ociremote.SignatureTag(f.children[1])
+		tag, _ := ociremote.SignatureTag(f.Children[1])
 		if err := remote.Put(tag, rawManifest{od.Manifest, od.MediaType}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Verify(ctx, f.children[1], p)
+		_, err := Verify(ctx, f.Children[1], p)
 		if !errors.Is(err, ErrDigestMismatch) {
 			t.Fatalf("want ErrDigestMismatch, got %v", err)
 		}
@@ -308,24 +275,24 @@ func TestIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if err := SignImage(ctx, f.index, s); err != nil {
+		if err := SignImage(ctx, f.Index, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := sigLayers(t, f.index); n != 1 {
+	if n := sigLayers(t, f.Index); n != 1 {
 		t.Fatalf("signature layers after signing 3 times: %d, want 1", n)
 	}
 	k := newKeySigner(t, t.TempDir(), "pw")
 	for i := 0; i < 2; i++ {
-		if err := SignImage(ctx, f.index, k); err != nil {
+		if err := SignImage(ctx, f.Index, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := sigLayers(t, f.index); n != 2 {
+	if n := sigLayers(t, f.Index); n != 2 {
 		t.Fatalf("signature layers after co-signing with a key twice: %d, want 2", n)
 	}
 	// Both still verify, each under its own policy.
-	if _, err := Verify(ctx, f.index, dryRunPolicy(t, dir)); err != nil {
+	if _, err := Verify(ctx, f.Index, dryRunPolicy(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -367,7 +334,7 @@ func TestKey(t *testing.T) {
 	if _, err := NewKey(ctx, filepath.Join(dir, "cosign.key"), func(bool) ([]byte, error) { return []byte("wrong"), nil }); err == nil {
 		t.Fatal("NewKey with a wrong password succeeded")
 	}
-	for _, ref := range append([]name.Digest{f.index}, f.children...) {
+	for _, ref := range append([]name.Digest{f.Index}, f.Children...) {
 		if err := SignImage(ctx, ref, s); err != nil {
 			t.Fatal(err)
 		}
@@ -383,7 +350,7 @@ func TestKey(t *testing.T) {
 		{"key and roots", Policy{PublicKey: pub, Roots: caRoot, IgnoreTlog: true}, ErrPolicy},
 		{"not a key", Policy{PublicKey: []byte("nope"), IgnoreTlog: true}, ErrPolicy},
 	} {
-		for i, ref := range append([]name.Digest{f.index}, f.children...) {
+		for i, ref := range append([]name.Digest{f.Index}, f.Children...) {
 			t.Run(tc.name+"/"+string(rune('0'+i)), func(t *testing.T) {
 				got, err := Verify(ctx, ref, tc.p)
 				if !errors.Is(err, tc.want) {

@@ -2,37 +2,24 @@ package main
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	attestsign "github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	srv := httptest.NewServer(registry.New())
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := registrytest.Start(t)
 	push := func(repo string) name.Digest {
-		idx, err := random.Index(128, 1, 1)
+		r, err := name.NewRepository(host + "/" + repo)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, _ := idx.Digest()
-		ref, err := name.NewDigest(host + "/" + repo + "@" + d.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.WriteIndex(ref, idx); err != nil {
-			t.Fatal(err)
-		}
-		return ref
+		return registrytest.Push(t, r, 1).Index
 	}
 	signed, unsigned := push("signed"), push("unsigned")
 	dir := t.TempDir()

@@ -3,21 +3,17 @@ package verify_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bitvault/bitvault/attest/attestation"
 	attestsign "github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 	"github.com/bitvault/bitvault/release"
 	"github.com/bitvault/bitvault/release/attest"
 	"github.com/bitvault/bitvault/release/config"
@@ -29,18 +25,10 @@ import (
 // from the wrong builder, is refused; with the right one it passes.
 func TestVerifyStage(t *testing.T) {
 	ctx := context.Background()
-	srv := httptest.NewServer(registry.New())
-	defer srv.Close()
-	idx, err := random.Index(128, 1, 1)
+	fx := registrytest.New(t, "bv/one", 1)
+	ref := fx.Index
+	d, err := v1.NewHash(ref.DigestStr())
 	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	ref, err := name.NewDigest(strings.TrimPrefix(srv.URL, "http://") + "/bv/one@" + d.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
 		t.Fatal(err)
 	}
 	r := release.New(&config.Config{Project: "bv", Artifacts: []config.Artifact{{Name: "one"}}}, t.TempDir(), release.Options{DryRun: true})

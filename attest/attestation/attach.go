@@ -85,6 +85,19 @@ func attach(ctx context.Context, ref name.Digest, statement []byte, s sign.Signe
 	if sign.Unchanged(se, nse, oci.SignedEntity.Attestations) {
 		return nil // already attested by this signer: nothing to write
 	}
+	if tl := sign.LogOf(s); tl != nil {
+		// Only a new attestation is logged (a dsse entry), as `cosign attest` does.
+		b, err := tl.LogEnvelope(ctx, env, sig)
+		if err != nil {
+			return fmt.Errorf("attest %s: transparency log: %w", ref, err)
+		}
+		if att, err = static.NewAttestation(env, append(sopts, static.WithBundle(b))...); err != nil {
+			return fmt.Errorf("attest %s: %w", ref, err)
+		}
+		if nse, err = ocimutate.AttachAttestationToEntity(se, att, mopts...); err != nil {
+			return fmt.Errorf("attest %s: attaching attestation: %w", ref, err)
+		}
+	}
 	if err := ociremote.WriteAttestations(ref.Repository, nse, ropts...); err != nil {
 		return fmt.Errorf("attest %s: writing attestation tag: %w", ref, err)
 	}

@@ -18,11 +18,13 @@
 //     certificate/chain annotations and a signature that verifies under the same key, so signing
 //     the same digest twice with the same Signer leaves one layer. A second, different signer
 //     adds its own layer next to the first (that is how co-signing works in cosign).
-//   - Signers are an interface: Ephemeral (dry-run, a local CA per release) and Key (a cosign
-//     key pair or a KMS URI, through cosign's SignerVerifierFromKeyRef). The real keyless path
-//     (GitHub Actions OIDC token → Fulcio certificate → Rekor entry) is a third implementation
-//     of Signer plus a Rekor upload; it is not implemented yet. Until then nothing here writes a
-//     transparency-log entry, so verification must be told IgnoreTlog (see Policy).
+//   - Signers are an interface: Ephemeral (dry-run, a local CA per release), Key (a cosign
+//     key pair or a KMS URI, through cosign's SignerVerifierFromKeyRef) and keyless
+//     (attest/sign/keyless: GitHub Actions OIDC token → Fulcio certificate). A signer whose
+//     signatures must be publicly logged also implements Logged: SignImage then enters each
+//     signature in its transparency log (Rekor, a hashedrekord entry) and stores the returned
+//     bundle (dev.sigstore.cosign/bundle) next to it, as `cosign sign` does, so verification
+//     works offline against a trusted root.
 //   - Verification is cosign's: cosign.VerifyImageSignatures with CheckOpts (RootCerts,
 //     Identities, SimpleClaimVerifier, IgnoreTlog/IgnoreSCT), so what passes here passes
 //     `cosign verify --ca-roots dry-run-root.pem --certificate-identity … --certificate-oidc-issuer …
@@ -43,6 +45,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ocimutate "github.com/sigstore/cosign/v2/pkg/oci/mutate"
@@ -75,6 +78,28 @@ type Signature struct {
 	PublicKey crypto.PublicKey
 }
 
+// TransparencyLog enters signatures in a public log (Rekor) and returns the log's signed
+// promise of inclusion, stored with the signature as cosign does.
+type TransparencyLog interface {
+	// LogSignature enters a signature over payload (a hashedrekord entry).
+	LogSignature(ctx context.Context, payload []byte, sig *Signature) (*cbundle.RekorBundle, error)
+	// LogEnvelope enters a signed DSSE envelope (a dsse entry); sig carries its certificate.
+	LogEnvelope(ctx context.Context, envelope []byte, sig *Signature) (*cbundle.RekorBundle, error)
+}
+
+// Logged is implemented by signers whose signatures must enter a transparency log.
+type Logged interface {
+	TransparencyLog() TransparencyLog
+}
+
+// LogOf returns s's transparency log, or nil when its signatures are not logged.
+func LogOf(s Signer) TransparencyLog {
+	if l, ok := s.(Logged); ok {
+		return l.TransparencyLog()
+	}
+	return nil
+}
+
 // SignImage signs the image at ref (the index, or one platform manifest) in the cosign v2 simple
 // signing format and stores it under the cosign signature tag sha256-<hex>.sig in the same
 // repository. Re-signing the same digest with the same signer does not add a layer.
@@ -99,7 +124,8 @@ func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Op
 	if len(sig.Cert) > 0 {
 		sopts = append(sopts, static.WithCertChain(sig.Cert, sig.Chain))
 	}
-	ociSig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(sig.Sig), sopts...)
+	b64 := base64.StdEncoding.EncodeToString(sig.Sig)
+	ociSig, err := static.NewSignature(pl, b64, sopts...)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", ref, err)
 	}
@@ -122,6 +148,19 @@ func SignImage(ctx context.Context, ref name.Digest, s Signer, opts ...remote.Op
 	}
 	if Unchanged(se, nse, oci.SignedEntity.Signatures) {
 		return nil // already signed by this signer: nothing to write
+	}
+	if tl := LogOf(s); tl != nil {
+		// Only a signature that is really new is logged (and so only once).
+		b, err := tl.LogSignature(ctx, pl, sig)
+		if err != nil {
+			return fmt.Errorf("sign %s: transparency log: %w", ref, err)
+		}
+		if ociSig, err = static.NewSignature(pl, b64, append(sopts, static.WithBundle(b))...); err != nil {
+			return fmt.Errorf("sign %s: %w", ref, err)
+		}
+		if nse, err = ocimutate.AttachSignatureToEntity(se, ociSig, mopts...); err != nil {
+			return fmt.Errorf("sign %s: attaching signature: %w", ref, err)
+		}
 	}
 	if err := ociremote.WriteSignatures(ref.Repository, nse, ropts...); err != nil {
 		return fmt.Errorf("sign %s: writing signature tag: %w", ref, err)

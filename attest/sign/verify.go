@@ -19,26 +19,35 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
-// Policy says whose signature an image must carry. Either certificates — Roots (PEM, one or
-// more trusted root CAs; intermediates come from each signature's chain annotation), Identity
-// (exact URI/email SAN) or IdentityRegexp, and Issuer (exact OIDC issuer) — or PublicKey (PEM,
-// a cosign.pub). Identity/IdentityRegexp and Issuer are required for certificates: a policy
-// that trusts any identity of a CA is refused.
+// Policy says whose signature an image must carry. Either certificates — trusted by Roots
+// (PEM, one or more root CAs; intermediates come from each signature's chain annotation) or
+// by the certificate authorities of TrustedRoot — with Identity (exact URI/email SAN) or
+// IdentityRegexp, and Issuer (exact OIDC issuer); or PublicKey (PEM, a cosign.pub).
+// Identity/IdentityRegexp and Issuer are required for certificates: a policy that trusts any
+// identity of a CA is refused.
 //
-// IgnoreTlog accepts signatures without a transparency-log entry and certificates without an
-// SCT (the dry-run CA, keys signed offline). It is required for now: SignImage writes no Rekor
-// entries until the real keyless path exists, and there is no offline Rekor key to check with.
+// TrustedRoot is a Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor and CT log
+// keys — the public-good one, or a private deployment's). With it every signature must carry
+// a transparency-log entry (a Rekor bundle) whose signed entry timestamp verifies under one
+// of its logs, and certificates are checked at the time the log saw them, as cosign and
+// Kyverno do. IgnoreSCT skips the certificate-transparency proof (for CAs that issue none).
+//
+// IgnoreTlog instead accepts signatures with no transparency-log entry (the dry-run CA, keys
+// signed offline); it cannot be combined with TrustedRoot.
 type Policy struct {
-	Roots                    []byte
-	Identity, IdentityRegexp string
-	Issuer                   string
-	PublicKey                []byte
-	IgnoreTlog               bool
+	Roots                    []byte          `json:",omitempty"`
+	TrustedRoot              json.RawMessage `json:",omitempty"`
+	Identity, IdentityRegexp string          `json:",omitempty"`
+	Issuer                   string          `json:",omitempty"`
+	PublicKey                []byte          `json:",omitempty"`
+	IgnoreTlog               bool            `json:",omitempty"`
+	IgnoreSCT                bool            `json:",omitempty"`
 }
 
 // Verified is one signature on the image that satisfied the policy.
@@ -57,6 +66,8 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	ErrTampered       = errors.New("tampered or wrong key")
 	ErrPolicy         = errors.New("invalid policy")
+	ErrNoTlogEntry    = errors.New("no transparency-log entry")
+	ErrTlog           = errors.New("transparency-log entry does not verify")
 )
 
 // Verify checks with cosign's own verifier that ref carries a signature satisfying p, and
@@ -69,10 +80,9 @@ func Verify(ctx context.Context, ref name.Digest, p Policy, opts ...remote.Optio
 	if err != nil {
 		return nil, err
 	}
-	roots := co.RootCerts
 	checked, _, err := cosign.VerifyImageSignatures(ctx, ref, co)
 	if err != nil {
-		return nil, explain(ctx, ref, p, roots, co, err)
+		return nil, explain(ctx, ref, p, co, err)
 	}
 	out := make([]Verified, 0, len(checked))
 	for _, s := range checked {
@@ -88,7 +98,7 @@ func Verify(ctx context.Context, ref name.Digest, p Policy, opts ...remote.Optio
 }
 
 // explain re-reads the signatures cosign rejected and names what did not match for each one.
-func explain(ctx context.Context, ref name.Digest, p Policy, roots *x509.CertPool, co *cosign.CheckOpts, cerr error) error {
+func explain(ctx context.Context, ref name.Digest, p Policy, co *cosign.CheckOpts, cerr error) error {
 	var nf *cosign.ErrNoSignaturesFound
 	if errors.As(cerr, &nf) {
 		return fmt.Errorf("%s: %w: no cosign signature tag or no signature layers (cosign: %w)", ref, ErrNoSignature, cerr)
@@ -110,7 +120,7 @@ func explain(ctx context.Context, ref name.Digest, p Policy, roots *x509.CertPoo
 	}
 	var problems []error
 	for i, s := range list {
-		if e := diagnose(ref, p, roots, s); e != nil {
+		if e := diagnose(ref, p, co, s); e != nil {
 			problems = append(problems, fmt.Errorf("signature %d: %w", i+1, e))
 		}
 	}
@@ -121,7 +131,7 @@ func explain(ctx context.Context, ref name.Digest, p Policy, roots *x509.CertPoo
 }
 
 // diagnose checks one signature in the order cosign does and reports the first mismatch.
-func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) error {
+func diagnose(ref name.Digest, p Policy, co *cosign.CheckOpts, s oci.Signature) error {
 	b64, err := s.Base64Signature()
 	if err != nil {
 		return fmt.Errorf("%w: unreadable signature annotation: %v", ErrTampered, err)
@@ -148,7 +158,7 @@ func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) 
 			return fmt.Errorf("%w: signature carries no certificate (a key signature?)", ErrUntrustedCA)
 		}
 		chain, _ := s.Chain()
-		inter := x509.NewCertPool()
+		roots, inter := trustedCAs(co)
 		for _, c := range chain {
 			inter.AddCert(c)
 		}
@@ -176,6 +186,9 @@ func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) 
 			return fmt.Errorf("%w: signature does not verify over the payload with the certificate's key", ErrTampered)
 		}
 	}
+	if err := diagnoseTlog(s, co); err != nil {
+		return err
+	}
 	var sp payload.SimpleContainerImage
 	if err := json.Unmarshal(pl, &sp); err != nil {
 		return fmt.Errorf("%w: payload is not a cosign simple-signing document: %v", ErrTampered, err)
@@ -186,38 +199,53 @@ func diagnose(ref name.Digest, p Policy, roots *x509.CertPool, s oci.Signature) 
 	return nil
 }
 
-// CheckOpts turns a Policy into cosign's verification options (roots and
-// identity, or a public key; the transparency log ignored, which the Policy
-// must say), with claims checked by claims (cosign.SimpleClaimVerifier for
-// signatures, cosign.IntotoSubjectClaimVerifier for attestations).
+// CheckOpts turns a Policy into cosign's verification options (roots or a
+// trusted root, and identity; or a public key), with claims checked by claims
+// (cosign.SimpleClaimVerifier for signatures, cosign.IntotoSubjectClaimVerifier
+// for attestations). Verification is always offline: transparency-log entries
+// are checked from the bundle stored with each signature.
 func CheckOpts(p Policy, claims func(oci.Signature, v1.Hash, map[string]interface{}) error, opts ...remote.Option) (*cosign.CheckOpts, error) {
 	co := &cosign.CheckOpts{
 		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(opts...)},
 		ClaimVerifier:      claims,
 		IgnoreTlog:         p.IgnoreTlog,
-		IgnoreSCT:          p.IgnoreTlog,
+		IgnoreSCT:          p.IgnoreTlog || p.IgnoreSCT,
 		Offline:            true,
 	}
-	if !p.IgnoreTlog {
-		return nil, fmt.Errorf("%w: transparency-log verification is not implemented yet (no Rekor entries are written); set IgnoreTlog", ErrPolicy)
+	switch {
+	case p.IgnoreTlog && len(p.TrustedRoot) > 0:
+		return nil, fmt.Errorf("%w: IgnoreTlog with a trusted root: the root's transparency logs would go unchecked", ErrPolicy)
+	case !p.IgnoreTlog && len(p.TrustedRoot) == 0:
+		return nil, fmt.Errorf("%w: no trusted root to check transparency-log entries against: give a Sigstore trusted root (--trusted-root), or explicitly ignore the log", ErrPolicy)
+	case len(p.TrustedRoot) > 0:
+		tr, err := root.NewTrustedRootFromJSON(p.TrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("%w: trusted root: %v", ErrPolicy, err)
+		}
+		co.TrustedMaterial = tr
 	}
 	switch {
 	case len(p.PublicKey) > 0 && len(p.Roots) > 0:
 		return nil, fmt.Errorf("%w: both a public key and certificate roots given", ErrPolicy)
+	case len(p.Roots) > 0 && co.TrustedMaterial != nil:
+		return nil, fmt.Errorf("%w: both certificate roots and a trusted root given; the trusted root names its CAs", ErrPolicy)
 	case len(p.PublicKey) > 0:
 		v, err := sigs.LoadPublicKeyRaw(p.PublicKey, crypto.SHA256)
 		if err != nil {
 			return nil, fmt.Errorf("%w: public key: %v", ErrPolicy, err)
 		}
 		co.SigVerifier = v
-	case len(p.Roots) > 0:
-		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(p.Roots)
-		if err != nil || len(certs) == 0 {
-			return nil, fmt.Errorf("%w: roots: no PEM certificate (%v)", ErrPolicy, err)
-		}
-		roots := x509.NewCertPool()
-		for _, c := range certs {
-			roots.AddCert(c)
+	case len(p.Roots) > 0 || co.TrustedMaterial != nil:
+		if len(p.Roots) > 0 {
+			certs, err := cryptoutils.UnmarshalCertificatesFromPEM(p.Roots)
+			if err != nil || len(certs) == 0 {
+				return nil, fmt.Errorf("%w: roots: no PEM certificate (%v)", ErrPolicy, err)
+			}
+			roots := x509.NewCertPool()
+			for _, c := range certs {
+				roots.AddCert(c)
+			}
+			co.RootCerts = roots
 		}
 		if (p.Identity == "") == (p.IdentityRegexp == "") || p.Issuer == "" {
 			return nil, fmt.Errorf("%w: certificates need exactly one of Identity/IdentityRegexp, and Issuer", ErrPolicy)
@@ -227,12 +255,30 @@ func CheckOpts(p Policy, claims func(oci.Signature, v1.Hash, map[string]interfac
 				return nil, fmt.Errorf("%w: IdentityRegexp: %v", ErrPolicy, err)
 			}
 		}
-		co.RootCerts = roots
 		co.Identities = []cosign.Identity{{Subject: p.Identity, SubjectRegExp: p.IdentityRegexp, Issuer: p.Issuer}}
 	default:
-		return nil, fmt.Errorf("%w: neither a public key nor certificate roots given", ErrPolicy)
+		return nil, fmt.Errorf("%w: neither a public key nor certificate roots (or a trusted root) given", ErrPolicy)
 	}
 	return co, nil
+}
+
+// trustedCAs is the pool of root certificates a policy trusts (Roots, or the
+// trusted root's Fulcio CAs), with the trusted root's intermediates.
+func trustedCAs(co *cosign.CheckOpts) (roots, inter *x509.CertPool) {
+	roots, inter = co.RootCerts, x509.NewCertPool()
+	if co.TrustedMaterial == nil {
+		return roots, inter
+	}
+	roots = x509.NewCertPool()
+	for _, ca := range co.TrustedMaterial.FulcioCertificateAuthorities() {
+		if f, ok := ca.(*root.FulcioCertificateAuthority); ok {
+			roots.AddCert(f.Root)
+			for _, c := range f.Intermediates {
+				inter.AddCert(c)
+			}
+		}
+	}
+	return roots, inter
 }
 
 // MatchSAN reports whether a certificate's SANs satisfy the policy's identity.
@@ -251,4 +297,19 @@ func MatchSAN(sans []string, p Policy) bool {
 func certIssuer(c *x509.Certificate) string {
 	ce := cosign.CertExtensions{Cert: c}
 	return ce.GetIssuer()
+}
+
+// diagnoseTlog checks the signature's transparency-log bundle when the policy requires one.
+func diagnoseTlog(s oci.Signature, co *cosign.CheckOpts) error {
+	if co.IgnoreTlog {
+		return nil
+	}
+	b, err := s.Bundle()
+	if err != nil || b == nil {
+		return fmt.Errorf("%w: the signature carries no Rekor bundle (signed without a transparency log?)", ErrNoTlogEntry)
+	}
+	if ok, err := cosign.VerifyBundle(s, co); err != nil || !ok {
+		return fmt.Errorf("%w: Rekor entry %d of log %.12s…: %v", ErrTlog, b.Payload.LogIndex, b.Payload.LogID, err)
+	}
+	return nil
 }

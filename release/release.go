@@ -9,6 +9,7 @@
 package release
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type Options struct {
 	VerifyReproducible bool
 	VulnDB             string // offline trivy DB directory (--vuln-db)
 	SigningKey         string // cosign key reference (--key); empty: dry-run CA or keyless
+	Keyless            bool   // --keyless: GitHub OIDC → Fulcio → Rekor even in a dry-run
+	FulcioURL          string // overrides signing.fulcio
+	RekorURL           string // overrides signing.rekor
+	TrustedRoot        string // overrides signing.trusted_root (a trusted_root.json)
 	BuildkitHost       string
 	Progress           string // BuildKit display: auto, tty, plain, quiet
 	Log                io.Writer
@@ -190,6 +195,7 @@ type ArtifactRecord struct {
 	Digest       string             `json:"digest,omitempty"`
 	Manifests    []builder.Manifest `json:"manifests,omitempty"`
 	BuildSeconds float64            `json:"build_seconds,omitempty"`
+	BuiltAt      time.Time          `json:"built_at,omitzero"` // when the build finished: provenance's finishedOn
 	Check        *CheckRecord       `json:"check,omitempty"`
 	SBOMs        []SBOMRecord       `json:"sboms,omitempty"`
 	Scans        []ScanRecord       `json:"scans,omitempty"`
@@ -209,6 +215,30 @@ type SignatureRecord struct {
 	// verify ran, verified for this manifest's digest and the builder).
 	Provenance         bool `json:"provenance"`
 	ProvenanceVerified bool `json:"provenance_verified"`
+	// Attestations: the predicate types attached besides provenance — on a
+	// platform manifest the SPDX and CycloneDX SBOMs and the cosign
+	// vulnerability scan — and, once verify ran, those it verified (the
+	// vulnerability scan only when its report is also clean).
+	Attestations         []string `json:"attestations,omitempty"`
+	AttestationsVerified []string `json:"attestations_verified,omitempty"`
+	// NotScanned: why no vulnerability attestation is attached (the scan
+	// stage recorded the manifest not-scanned). Never counted as clean.
+	NotScanned string `json:"not_scanned,omitempty"`
+	// Referrers: the OCI 1.1 artifacts (SBOMs, scan reports) pushed with this
+	// manifest as their subject; ReferrersVia how the registry lists them,
+	// "referrers-api" or "fallback-tag" (the sha256-<hex> index);
+	// ReferrersVerified once verify found every one of them there.
+	Referrers         []ReferrerRecord `json:"referrers,omitempty"`
+	ReferrersVia      string           `json:"referrers_via,omitempty"`
+	ReferrersVerified bool             `json:"referrers_verified,omitempty"`
+}
+
+// ReferrerRecord is one OCI 1.1 artifact about a platform manifest.
+type ReferrerRecord struct {
+	ArtifactType string `json:"artifact_type"`
+	Digest       string `json:"digest"`      // the artifact manifest
+	File         string `json:"file"`        // what it holds, relative to dist/
+	FileDigest   string `json:"file_digest"` // its one layer: the file's sha256
 }
 
 // SBOMRecord points at the SBOMs of one platform manifest.

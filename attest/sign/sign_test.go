@@ -143,7 +143,8 @@ func TestVerifyFailures(t *testing.T) {
 		{"another CA", f.Index, func(p *Policy) { p.Roots = otherRoot },
 			ErrUntrustedCA, []string{"untrusted CA", "bitvault dry-run intermediate"}},
 		{"unsigned platform manifest", f.Children[0], nil, ErrNoSignature, []string{"no signature"}},
-		{"no tlog opt-out", f.Index, func(p *Policy) { p.IgnoreTlog = false }, ErrPolicy, []string{"IgnoreTlog"}},
+		{"no tlog opt-out", f.Index, func(p *Policy) { p.IgnoreTlog = false }, ErrPolicy, []string{"no trusted root", "--trusted-root"}},
+		{"tlog ignored with a trusted root", f.Index, func(p *Policy) { p.TrustedRoot = []byte("{}") }, ErrPolicy, []string{"IgnoreTlog with a trusted root"}},
 		{"identity missing", f.Index, func(p *Policy) { p.Identity = "" }, ErrPolicy, []string{"Identity"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@
 package build
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,7 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 		ar.Digest = res.Digest.String()
 		ar.Manifests = res.Manifests
 		ar.BuildSeconds = res.Duration.Seconds()
+		ar.BuiltAt = time.Now().UTC().Truncate(time.Second)
 		built++
 		r.Logf("build: %s %s (%.1fs)", req.Name, res.Digest, res.Duration.Seconds())
 	}

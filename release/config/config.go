@@ -36,6 +36,7 @@ type Config struct {
 	Artifacts []Artifact `yaml:"artifacts"`
 	Secrets   []Secret   `yaml:"secrets,omitempty"`
 	Bases     Bases      `yaml:"bases"`
+	Signing   Signing    `yaml:"signing,omitempty"`
 
 	// Path is the file the configuration was read from; Root is its directory,
 	// against which every relative path in it is resolved.
@@ -63,6 +64,21 @@ type Secret struct {
 	File string `yaml:"file,omitempty"`
 
 	line int
+}
+
+// Signing says who signs a release and whom verification trusts: the verify
+// stage, `bvrelease verify` and the cluster's admission policy all require
+// this identity (exactly, or matching IdentityRegexp) and OIDC Issuer.
+// Keyless signing (GitHub Actions) gets its certificate from Fulcio and logs
+// in Rekor; TrustedRoot is a Sigstore trusted_root.json naming both (empty:
+// Sigstore's public-good instance, fetched through its TUF repository).
+type Signing struct {
+	Identity       string `yaml:"identity,omitempty"`
+	IdentityRegexp string `yaml:"identity_regexp,omitempty"`
+	Issuer         string `yaml:"issuer,omitempty"`
+	Fulcio         string `yaml:"fulcio,omitempty"`
+	Rekor          string `yaml:"rekor,omitempty"`
+	TrustedRoot    string `yaml:"trusted_root,omitempty"`
 }
 
 // Bases says where base images come from. Mode is one of BasesAuto (upstream
@@ -227,6 +243,12 @@ func (c *Config) applyDefaults() {
 	if c.Bases.Lock == "" {
 		c.Bases.Lock = "bases.lock.json"
 	}
+	if c.Signing.Fulcio == "" {
+		c.Signing.Fulcio = "https://fulcio.sigstore.dev"
+	}
+	if c.Signing.Rekor == "" {
+		c.Signing.Rekor = "https://rekor.sigstore.dev"
+	}
 	for i := range c.Artifacts {
 		a := &c.Artifacts[i]
 		if a.Dockerfile == "" && a.Context != "" {
@@ -253,6 +275,18 @@ func (c *Config) validate() error {
 		add(0, "registry", "missing; set the repository prefix images are pushed to, e.g. registry: ghcr.io/bitvault")
 	} else if strings.Contains(c.Registry, ":latest") || strings.HasSuffix(c.Registry, "/") {
 		add(0, "registry", "%q must be a repository prefix without a tag or trailing slash, e.g. ghcr.io/bitvault", c.Registry)
+	}
+	if sg := c.Signing; sg.Identity != "" && sg.IdentityRegexp != "" {
+		add(0, "signing", "give identity or identity_regexp, not both")
+	} else if sg.Identity != "" || sg.IdentityRegexp != "" {
+		if sg.Issuer == "" {
+			add(0, "signing.issuer", "missing; an identity means nothing without its OIDC issuer, e.g. https://token.actions.githubusercontent.com")
+		}
+		if _, err := regexp.Compile(sg.IdentityRegexp); err != nil {
+			add(0, "signing.identity_regexp", "%v", err)
+		}
+	} else if sg.Issuer != "" {
+		add(0, "signing", "issuer without identity or identity_regexp")
 	}
 	for i, p := range c.Platforms {
 		if !platformRE.MatchString(p) {

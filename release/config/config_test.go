@@ -76,6 +76,10 @@ func TestLoadErrors(t *testing.T) {
 		{"latest as a name", strings.Replace(good, "name: app", "name: latest", 1), []string{"'latest' is never"}},
 		{"secret as build arg", strings.Replace(good, "    target: app", "    target: app\n    build_args:\n      NPM_TOKEN: abc", 1), []string{"build_args.NPM_TOKEN", "--mount=type=secret"}},
 		{"secret with two sources", strings.Replace(good, "    env: APP_TOKEN", "    env: APP_TOKEN\n    file: token.txt", 1), []string{"bvrelease.yaml:11: secrets[0]", "exactly one"}},
+		{"signing identity without issuer", good + "signing:\n  identity_regexp: ^https://github\\.com/bitvault/\n", []string{"signing.issuer: missing"}},
+		{"signing identity twice", good + "signing:\n  identity: a\n  identity_regexp: b\n  issuer: c\n", []string{"identity or identity_regexp, not both"}},
+		{"signing bad regexp", good + "signing:\n  identity_regexp: '(unclosed'\n  issuer: c\n", []string{"signing.identity_regexp", "missing closing )"}},
+		{"signing unknown key", good + "signing:\n  identiy: a\n", []string{"identiy", "not found"}},
 		{"bad bases mode", strings.Replace(good, "mode: standin", "mode: offline", 1), []string{"bases.mode", "offline"}},
 	}
 	for _, tc := range tests {

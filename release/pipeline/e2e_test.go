@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
+	"github.com/bitvault/bitvault/attest/attestation"
+	"github.com/bitvault/bitvault/attest/referrers"
 	attestscan "github.com/bitvault/bitvault/attest/scan"
 	"github.com/bitvault/bitvault/builder"
 	"github.com/bitvault/bitvault/internal/testsupport/buildkittest"
@@ -119,6 +122,7 @@ func TestDryRunRelease(t *testing.T) {
 				t.Errorf("%s %s: signature %+v, want verified as the dry-run identity", a.Name, s.Platform, s)
 			}
 		}
+		checkAttestations(t, a)
 	}
 	for _, b := range rec.Bases {
 		if b.Used != "standin" || !strings.HasPrefix(b.Digest, "sha256:") || len(b.Inputs) == 0 {
@@ -127,6 +131,55 @@ func TestDryRunRelease(t *testing.T) {
 	}
 	if rec.SourceDateEpoch == 0 || rec.Commit == "" {
 		t.Errorf("record lacks the plan: %+v", rec)
+	}
+}
+
+// checkAttestations: every platform manifest has verified SPDX and CycloneDX
+// attestations and its SBOMs as referrers; a scanned one also a verified clean
+// vulnerability attestation and its reports as referrers, an unscanned one
+// (no DB in a dry-run) none, recorded as not scanned. The index has none of
+// these. The embedded registry serves the referrers API.
+func checkAttestations(t *testing.T, a release.ArtifactRecord) {
+	t.Helper()
+	sbom := []string{attestation.SPDX, attestation.CycloneDX}
+	for _, s := range a.Signatures {
+		if s.Platform == "index" {
+			if len(s.Attestations) > 0 || len(s.Referrers) > 0 {
+				t.Errorf("%s index: attestations %v, referrers %v; want provenance only", a.Name, s.Attestations, s.Referrers)
+			}
+			continue
+		}
+		var scan release.ScanRecord
+		for _, sc := range a.Scans {
+			if sc.Platform == s.Platform {
+				scan = sc
+			}
+		}
+		want, types := sbom, []string{referrers.SPDX, referrers.CycloneDX}
+		if scan.Status == "not-scanned" {
+			if s.NotScanned == "" {
+				t.Errorf("%s %s: not scanned, but the signature record does not say so: %+v", a.Name, s.Platform, s)
+			}
+		} else {
+			want = append(slices.Clone(sbom), attestation.Vuln)
+			types = append(types, referrers.TrivyReport, referrers.SARIF)
+			if s.NotScanned != "" {
+				t.Errorf("%s %s: scanned (%s), yet recorded not scanned: %s", a.Name, s.Platform, scan.Status, s.NotScanned)
+			}
+		}
+		if !slices.Equal(s.Attestations, want) || !slices.Equal(s.AttestationsVerified, want) {
+			t.Errorf("%s %s: attestations %v, verified %v; want %v both", a.Name, s.Platform, s.Attestations, s.AttestationsVerified, want)
+		}
+		var got []string
+		for _, r := range s.Referrers {
+			got = append(got, r.ArtifactType)
+			if _, err := os.Stat(filepath.Join(dist, r.File)); err != nil || !strings.HasPrefix(r.Digest, "sha256:") {
+				t.Errorf("%s %s: referrer %+v: %v", a.Name, s.Platform, r, err)
+			}
+		}
+		if !slices.Equal(got, types) || s.ReferrersVia != "referrers-api" || !s.ReferrersVerified {
+			t.Errorf("%s %s: referrers %v via %q (verified %v), want %v via the referrers API, verified", a.Name, s.Platform, got, s.ReferrersVia, s.ReferrersVerified, types)
+		}
 	}
 }
 
@@ -166,9 +219,10 @@ func TestResume(t *testing.T) {
 		t.Fatalf("a real release without a vulnerability DB: err = %v, want a refusal naming --vuln-db", err)
 	}
 	// With one it goes through.
-	// Keyless signing needs GitHub's OIDC and is not there yet: a real release without a key stops at sign.
+	// Outside GitHub Actions (keyless: TestKeylessRelease) a real release without a key stops at sign.
+	t.Setenv("GITHUB_ACTIONS", "")
 	noKey := newRelease(t, release.Options{Registry: host + "/nokey", AllowDirty: true, VulnDB: vulnDB(t, xtextAdvisory)})
-	if err := pipeline.Run(ctx, noKey, pipeline.Release()...); err == nil || !strings.Contains(err.Error(), "sign: keyless signing") || !strings.Contains(err.Error(), "--key") {
+	if err := pipeline.Run(ctx, noKey, pipeline.Release()...); err == nil || !strings.Contains(err.Error(), "sign: no signer") || !strings.Contains(err.Error(), "--key") || !strings.Contains(err.Error(), "id-token: write") {
 		t.Fatalf("a real release without a key: err = %v, want the sign stage to refuse and name --key", err)
 	}
 	// A real release signs with a key.
@@ -369,6 +423,7 @@ func TestScanGate(t *testing.T) {
 		if len(a.Scans) != 2 || len(a.SBOMs) != 2 {
 			t.Fatalf("%s: %d scans, %d SBOMs, want 2 each", a.Name, len(a.Scans), len(a.SBOMs))
 		}
+		checkAttestations(t, a) // scanned: the vulnerability attestations are there, verified clean
 		for _, s := range a.Scans {
 			if s.Status != "clean" || s.Report == "" || s.SARIF == "" {
 				t.Errorf("%s %s: scan %+v, want clean with reports", a.Name, s.Platform, s)

@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/bitvault/bitvault/attest/attestation"
 	"github.com/bitvault/bitvault/internal/atomicfile"
 	"github.com/bitvault/bitvault/release"
 )
@@ -79,7 +81,7 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 }
 
 func artifacts(tw io.Writer, rec release.Record) {
-	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tSBOM\tSCAN\tSIGNATURE\tBUILD")
+	fmt.Fprintln(tw, "ARTIFACT\tPLATFORM\tDIGEST\tSIZE\tCHECK\tSBOM\tSCAN\tSIGNATURE\tATTESTATIONS\tREFERRERS\tBUILD")
 	for _, a := range rec.Artifacts {
 		check := "-"
 		if a.Check != nil {
@@ -88,9 +90,10 @@ func artifacts(tw io.Writer, rec release.Record) {
 				check = fmt.Sprintf("FAIL (%d)", len(a.Check.Violations))
 			}
 		}
-		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t\t\t%s\t%.1fs\n", a.Name, a.Digest, check, signatureCell(a, "index"), a.BuildSeconds)
+		fmt.Fprintf(tw, "%s\tindex\t%s\t\t%s\t\t\t%s\t\t\t%.1fs\n", a.Name, a.Digest, check, signatureCell(a, "index"), a.BuildSeconds)
 		for _, m := range a.Manifests {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n", m.Platform, m.Digest, human(m.ImageSize), sbomCell(a, m.Platform), scanCell(a, m.Platform), signatureCell(a, m.Platform))
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\t%s\t%s\t%s\t%s\t%s\t\n", m.Platform, m.Digest, human(m.ImageSize), sbomCell(a, m.Platform), scanCell(a, m.Platform), signatureCell(a, m.Platform),
+				attestationsCell(a, m.Platform), referrersCell(a, m.Platform))
 		}
 	}
 	fmt.Fprintln(tw)
@@ -142,6 +145,68 @@ func signatureCell(a release.ArtifactRecord, platform string) string {
 			}
 			return "signed"
 		}
+	}
+	return "-"
+}
+
+// shortNames are the table's names of the predicate types besides provenance.
+var shortNames = []struct{ typ, name string }{
+	{attestation.SPDX, "SPDX"},
+	{attestation.CycloneDX, "CycloneDX"},
+	{attestation.Vuln, "vuln"},
+}
+
+// attestationsCell says which SBOM and vulnerability attestations a platform
+// manifest has: "verified SPDX CycloneDX vuln" once verify passed them,
+// "attached …" before, and "vuln NOT SCANNED" where there is no scan.
+func attestationsCell(a release.ArtifactRecord, platform string) string {
+	for _, s := range a.Signatures {
+		if s.Platform != platform {
+			continue
+		}
+		var verified, attached []string
+		for _, n := range shortNames {
+			switch {
+			case slices.Contains(s.AttestationsVerified, n.typ):
+				verified = append(verified, n.name)
+			case slices.Contains(s.Attestations, n.typ):
+				attached = append(attached, n.name)
+			}
+		}
+		var parts []string
+		if len(verified) > 0 {
+			parts = append(parts, "verified "+strings.Join(verified, " "))
+		}
+		if len(attached) > 0 {
+			parts = append(parts, "attached "+strings.Join(attached, " "))
+		}
+		if s.NotScanned != "" {
+			parts = append(parts, "vuln NOT SCANNED")
+		}
+		if len(parts) == 0 {
+			return "-"
+		}
+		return strings.Join(parts, "; ")
+	}
+	return "-"
+}
+
+// referrersCell counts a platform manifest's OCI referrers and says how the
+// registry lists them.
+func referrersCell(a release.ArtifactRecord, platform string) string {
+	for _, s := range a.Signatures {
+		if s.Platform != platform || len(s.Referrers) == 0 {
+			continue
+		}
+		via := map[string]string{"referrers-api": "referrers API", "fallback-tag": "fallback tag"}[s.ReferrersVia]
+		if via == "" {
+			via = s.ReferrersVia
+		}
+		state := "pushed"
+		if s.ReferrersVerified {
+			state = "verified"
+		}
+		return fmt.Sprintf("%d %s (%s)", len(s.Referrers), state, via)
 	}
 	return "-"
 }

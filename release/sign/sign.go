@@ -1,13 +1,21 @@
 // Package sign is the pipeline stage that signs every published index and
 // every platform manifest the way cosign v2 stores signatures
-// (sha256-<digest>.sig). The signer is a cosign key (--key: a key file with
-// COSIGN_PASSWORD, or a KMS URI) or, in a dry-run, an ephemeral local CA whose
-// certificates say identity https://bitvault.dev/dry-run and issuer dry-run —
-// never mistakable for a release. Keyless signing in CI (GitHub OIDC → Fulcio
-// → Rekor) is not implemented yet: a real release without --key fails here.
+// (sha256-<digest>.sig). The signer is, in order:
 //
-// The verification policy that admits exactly this signer is written to
-// dist/sign/policy.json for the verify stage.
+//   - a cosign key (--key: a key file with COSIGN_PASSWORD, or a KMS URI);
+//   - keyless (--keyless, or any non-dry-run release in GitHub Actions): the
+//     job's OIDC token → a Fulcio certificate for the workflow identity →
+//     every signature entered in Rekor (attest/sign/keyless), with the
+//     Fulcio, Rekor and trusted root of bvrelease.yaml's signing section or
+//     the flags (default: Sigstore's public-good instance);
+//   - in a dry-run, an ephemeral local CA whose certificates say identity
+//     https://bitvault.dev/dry-run and issuer dry-run — never mistakable for
+//     a release.
+//
+// Anything else (a real release outside GitHub Actions with no key) is refused
+// with what to do. The verification policy that admits exactly this signer —
+// narrowed to bvrelease.yaml's identity for keyless — is written to
+// dist/sign/policy.json for the verify stage, with the trusted root beside it.
 package sign
 
 import (
@@ -17,12 +25,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	attestsign "github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/attest/sign/keyless"
 	"github.com/bitvault/bitvault/internal/atomicfile"
 	"github.com/bitvault/bitvault/release"
 )
@@ -40,15 +51,85 @@ func RemoteOptions(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 }
 
+// TrustedRootPath is where the stage leaves the trusted root keyless signing used.
+func TrustedRootPath(r *release.Release) string {
+	return filepath.Join(r.Dist, "sign", "trusted_root.json")
+}
+
 func signer(ctx context.Context, r *release.Release) (attestsign.Signer, error) {
+	inActions := os.Getenv("GITHUB_ACTIONS") == "true"
 	switch {
+	case r.SigningKey != "" && r.Keyless:
+		return nil, errors.New("--key and --keyless: choose one signer")
 	case r.SigningKey != "":
 		return attestsign.NewKey(ctx, r.SigningKey, func(bool) ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil })
+	case r.Keyless || (inActions && !r.DryRun):
+		return keylessSigner(ctx, r)
 	case r.DryRun:
 		return attestsign.NewEphemeral(filepath.Join(r.Dist, "sign"))
 	default:
-		return nil, errors.New("keyless signing (GitHub OIDC → Fulcio → Rekor) is not implemented yet: pass --key with a cosign key (COSIGN_PASSWORD) or a KMS URI, or run with --dry-run")
+		return nil, errors.New("no signer for a real release: run it in GitHub Actions (keyless; the job needs `permissions: id-token: write`), or pass --key with a cosign key (COSIGN_PASSWORD) or a KMS URI, or --dry-run")
 	}
+}
+
+func keylessSigner(ctx context.Context, r *release.Release) (attestsign.Signer, error) {
+	sg := r.Config.Signing
+	fulcio, rekor, trPath := or(r.FulcioURL, sg.Fulcio), or(r.RekorURL, sg.Rekor), or(r.TrustedRoot, sg.TrustedRoot)
+	var tr []byte
+	var err error
+	if trPath != "" {
+		if tr, err = os.ReadFile(r.Config.Abs(trPath)); err != nil {
+			return nil, fmt.Errorf("trusted root: %w (give a Sigstore trusted_root.json with --trusted-root or signing.trusted_root)", err)
+		}
+	} else {
+		r.Logf("sign: fetching Sigstore's public-good trusted root (TUF)")
+		pub, err := root.FetchTrustedRoot()
+		if err != nil {
+			return nil, fmt.Errorf("fetching Sigstore's trusted root: %w (offline: give --trusted-root)", err)
+		}
+		if tr, err = pub.MarshalJSON(); err != nil {
+			return nil, err
+		}
+	}
+	parsed, err := root.NewTrustedRootFromJSON(tr)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root %s: %w", trPath, err)
+	}
+	// A private Fulcio with no CT log in its trusted root issues no SCTs.
+	ignoreSCT := len(parsed.CTLogs()) == 0
+	s, err := keyless.FromEnv(ctx, keyless.Config{
+		FulcioURL: fulcio, RekorURL: rekor, TrustedRoot: tr, IgnoreSCT: ignoreSCT,
+		Notify: func(attempt int, err error, wait time.Duration) {
+			r.Logf("sign: attempt %d failed (%v); retrying in %s", attempt, err, wait)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(TrustedRootPath(r), tr, 0o644); err != nil {
+		return nil, err
+	}
+	r.Logf("sign: keyless as %s (Fulcio %s, Rekor %s)", s.Identity(), fulcio, rekor)
+	return s, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Policy is what the verify stage requires: the signer's own policy, with a
+// keyless signer's exact identity replaced by bvrelease.yaml's (so a release
+// from an unexpected workflow or ref fails here, as it would at admission).
+func Policy(r *release.Release, s attestsign.Signer) attestsign.Policy {
+	p := s.Policy()
+	sg := r.Config.Signing
+	if _, ok := s.(*keyless.Signer); ok && (sg.Identity != "" || sg.IdentityRegexp != "") {
+		p.Identity, p.IdentityRegexp, p.Issuer = sg.Identity, sg.IdentityRegexp, sg.Issuer
+	}
+	return p
 }
 
 func (Stage) Run(ctx context.Context, r *release.Release) error {
@@ -81,7 +162,7 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 		}
 		r.Logf("sign: %s: index and %d platform manifests signed by %s", a.Name, len(ar.Manifests), s.Identity())
 	}
-	data, err := json.MarshalIndent(s.Policy(), "", "  ")
+	data, err := json.MarshalIndent(Policy(r, s), "", "  ")
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,12 @@
 package release
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 

@@ -322,6 +322,8 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../../tools/trivy/go.mod", "github.com/aquasecurity/trivy", TrivyVersion},
 		{"../../tools/trivy/go.mod", "github.com/aquasecurity/trivy-db", TrivyDBVersion},
 		{"../../tools/trivydb/go.mod", "github.com/aquasecurity/trivy-db", TrivyDBVersion},
+		{"../../tools/cosign/go.mod", "github.com/sigstore/cosign/v2", CosignVersion},
+		{"../../tools/kyverno/go.mod", "github.com/kyverno/kyverno", KyvernoVersion},
 	}
 	for _, tc := range tests {
 		data, err := os.ReadFile(tc.gomod)

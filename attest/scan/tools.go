@@ -17,6 +17,14 @@ const (
 	TrivyDBVersion = "v0.0.0-20260813095258-0e0340a01b57"
 )
 
+// CosignVersion and KyvernoVersion are the pinned upstream cosign CLI and Kyverno CLI, built by
+// scripts/tools.sh from tools/cosign and tools/kyverno (a test keeps them equal to those go.mod
+// files). The tests run them to cross-check our signatures, attestations and policies/.
+const (
+	CosignVersion  = "v2.6.5"
+	KyvernoVersion = "v1.19.1"
+)
+
 // ToolsDir is where scripts/tools.sh caches the pinned tools:
 // $BITVAULT_TOOLS_DIR, else ${XDG_CACHE_HOME:-~/.cache}/bitvault/tools.
 func ToolsDir() string {
@@ -40,6 +48,18 @@ func FindTrivy() (string, error) {
 // records): $BITVAULT_TRIVYDB, else <ToolsDir>/trivydb-<TrivyDBVersion>/trivydb, else PATH.
 func FindTrivyDB() (string, error) {
 	return findTool("BITVAULT_TRIVYDB", "trivydb", TrivyDBVersion, "trivydb", "scripts/tools.sh trivydb")
+}
+
+// FindCosign returns the upstream cosign CLI: $BITVAULT_COSIGN, else
+// <ToolsDir>/cosign-<CosignVersion>/cosign, else cosign on PATH.
+func FindCosign() (string, error) {
+	return findTool("BITVAULT_COSIGN", "cosign", CosignVersion, "cosign", "scripts/tools.sh cosign")
+}
+
+// FindKyverno returns the Kyverno CLI: $BITVAULT_KYVERNO, else
+// <ToolsDir>/kyverno-<KyvernoVersion>/kyverno, else kyverno on PATH.
+func FindKyverno() (string, error) {
+	return findTool("BITVAULT_KYVERNO", "kyverno", KyvernoVersion, "kyverno", "scripts/tools.sh kyverno")
 }
 
 func findTool(env, name, version, bin, build string) (string, error) {

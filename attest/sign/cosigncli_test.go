@@ -2,12 +2,16 @@ package sign
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/verify"
+
+	"github.com/bitvault/bitvault/internal/testsupport/cosigntest"
 )
 
 // TestCosignCLIVerify runs cosign's own `cosign verify` code path (VerifyCommand.Exec, what the
@@ -86,4 +90,116 @@ func TestCosignCLIVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCosignBinaryVerify is TestCosignCLIVerify with the real, pinned cosign binary
+// (tools/cosign, scan.CosignVersion) instead of cosign's code linked into our tests: each case
+// runs `cosign verify` against the in-process registry (plain http on 127.0.0.1, which cosign
+// treats as insecure by itself) and is judged by its exit status. Accepted (exit 0): every
+// manifest of the index and the index itself, keyless (dry-run CA through --ca-roots or
+// --certificate-chain) and with --key; their JSON output names the verified digest. Rejected
+// with cosign's documented exit codes and its reason on stderr: another identity, another
+// issuer, another CA, another key (12, no matching signatures); an unsigned image, keyless
+// and keyed (10, no signatures).
+func TestCosignBinaryVerify(t *testing.T) {
+	bin := cosigntest.Binary(t)
+	ctx := context.Background()
+	f := newRegistry(t)
+	dir := t.TempDir()
+	eph, err := NewEphemeral(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDir, otherKeyDir := t.TempDir(), t.TempDir()
+	key := newKeySigner(t, keyDir, "pw")
+	newKeySigner(t, otherKeyDir, "pw")
+	refs := append([]name.Digest{f.Index}, f.Children...)
+	for _, ref := range refs {
+		for _, s := range []Signer{eph, key} {
+			if err := SignImage(ctx, ref, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unsigned := pushRandomImage(t, f.Repo)
+	otherCA := t.TempDir()
+	if _, err := NewEphemeral(otherCA); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, RootFile)
+
+	keyless := func(trust, roots, identity, issuer string) []string {
+		return []string{trust, roots, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer,
+			"--insecure-ignore-tlog", "--insecure-ignore-sct", "--offline"}
+	}
+	withKey := func(pub string) []string {
+		return []string{"--key", pub, "--insecure-ignore-tlog", "--offline"}
+	}
+	const release = "https://github.com/bitvault/bitvault/.github/workflows/release.yml@refs/tags/v1.0.0"
+	// cosign's exit codes (cmd/cosign/errors): 10 = no signature, 12 = no matching signature.
+	const ok, noSignature, noMatch = 0, 10, 12
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		refs   []name.Digest
+		code   int
+		reason string // in stderr when rejected
+	}{
+		{"ca-roots dry-run identity", keyless("--ca-roots", root, DryRunIdentity, DryRunIssuer), refs, ok, ""},
+		{"certificate-chain dry-run identity", keyless("--certificate-chain", root, DryRunIdentity, DryRunIssuer), refs, ok, ""},
+		{"wrong identity", keyless("--ca-roots", root, release, DryRunIssuer), refs[:1], noMatch, "none of the expected identities matched"},
+		{"wrong issuer", keyless("--ca-roots", root, DryRunIdentity, "https://token.actions.githubusercontent.com"), refs[:1], noMatch, "none of the expected identities matched"},
+		{"another CA", keyless("--ca-roots", filepath.Join(otherCA, RootFile), DryRunIdentity, DryRunIssuer), refs[:1], noMatch, "certificate signed by unknown authority"},
+		{"unsigned keyless", keyless("--ca-roots", root, DryRunIdentity, DryRunIssuer), []name.Digest{unsigned}, noSignature, "no signatures found"},
+		{"key", withKey(filepath.Join(keyDir, "cosign.pub")), refs, ok, ""},
+		{"other key", withKey(filepath.Join(otherKeyDir, "cosign.pub")), refs[:1], noMatch, "invalid signature"},
+		{"unsigned key", withKey(filepath.Join(keyDir, "cosign.pub")), []name.Digest{unsigned}, noSignature, "no signatures found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ref := range tc.refs {
+				args := append(append([]string{"verify"}, tc.args...), ref.String())
+				code, stdout, stderr := cosigntest.Run(t, bin, args...)
+				if code != tc.code {
+					t.Fatalf("cosign %s: exit %d, want %d\n%s", strings.Join(args, " "), code, tc.code, stderr)
+				}
+				if code == ok {
+					checkVerifyOutput(t, stdout, ref)
+					continue
+				}
+				if !strings.Contains(stderr, tc.reason) {
+					t.Fatalf("cosign %s: rejected, but stderr lacks %q:\n%s", strings.Join(args, " "), tc.reason, stderr)
+				}
+				t.Logf("cosign rejected %s: %s", ref.DigestStr(), lastLine(stderr))
+			}
+		})
+	}
+}
+
+// checkVerifyOutput checks that `cosign verify` printed, as JSON, at least one simple-signing
+// payload and that each names ref's digest.
+func checkVerifyOutput(t *testing.T, stdout string, ref name.Digest) {
+	t.Helper()
+	var payloads []struct {
+		Critical struct {
+			Image struct {
+				Digest string `json:"docker-manifest-digest"`
+			} `json:"image"`
+		} `json:"critical"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &payloads); err != nil {
+		t.Fatalf("cosign verify output is not a JSON array of payloads: %v\n%s", err, stdout)
+	}
+	if len(payloads) == 0 {
+		t.Fatal("cosign verify: exit 0 but no verified payload printed")
+	}
+	for _, p := range payloads {
+		if p.Critical.Image.Digest != ref.DigestStr() {
+			t.Fatalf("cosign verify printed a payload for %q, want %s", p.Critical.Image.Digest, ref.DigestStr())
+		}
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }

@@ -71,6 +71,16 @@ func BuilderID() string {
 	return "https://bitvault.dev/dry-run"
 }
 
+// Repository is the source repository the provenance names: GitHub's
+// owner/name in Actions, local/<project> otherwise.
+func Repository(r *release.Release) string {
+	return getenvOr("GITHUB_REPOSITORY", "local/"+r.Config.Project)
+}
+
+// Ref is the git ref the provenance names: GitHub's ref in Actions, "local"
+// otherwise.
+func Ref() string { return getenvOr("GITHUB_REF", "local") }
+
 func getenvOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -103,7 +113,7 @@ func Provenance(r *release.Release, artifact string) (attestation.Provenance, er
 	if built.IsZero() { // a record from before built_at was kept: the build's commit time
 		built = time.Unix(r.Record.SourceDateEpoch, 0).UTC()
 	}
-	repo := getenvOr("GITHUB_REPOSITORY", "local/"+r.Config.Project)
+	repo := Repository(r)
 	deps := []attestation.Resource{
 		{URI: "git+https://github.com/" + repo + "@" + r.Record.Commit, Digest: map[string]string{"gitCommit": r.Record.Commit}, Name: "source"},
 		{URI: a.Dockerfile, Digest: map[string]string{"sha256": fmt.Sprintf("%x", sha256.Sum256(df))}, Name: "dockerfile"},
@@ -121,7 +131,7 @@ func Provenance(r *release.Release, artifact string) (attestation.Provenance, er
 	return attestation.Provenance{
 		BuildType: BuildType,
 		ExternalParameters: map[string]any{
-			"repository": repo, "ref": getenvOr("GITHUB_REF", "local"), "workflow": getenvOr("GITHUB_WORKFLOW_REF", "local"),
+			"repository": repo, "ref": Ref(), "workflow": getenvOr("GITHUB_WORKFLOW_REF", "local"),
 			"artifact": a.Name, "target": a.Target, "dockerfile": a.Dockerfile, "platforms": r.Config.Platforms, "version": r.Record.Version,
 		},
 		InternalParameters:   map[string]any{"SOURCE_DATE_EPOCH": r.Record.SourceDateEpoch, "dryRun": r.DryRun},

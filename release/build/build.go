@@ -9,13 +9,13 @@
 package build
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bitvault/bitvault/builder"
 	"github.com/bitvault/bitvault/builder/buildkitd"

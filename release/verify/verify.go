@@ -25,14 +25,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/bitvault/bitvault/attest/admission"
 	"github.com/bitvault/bitvault/attest/attestation"
 	"github.com/bitvault/bitvault/attest/referrers"
 	attestscan "github.com/bitvault/bitvault/attest/scan"
@@ -95,7 +94,7 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 				failures = append(failures, fmt.Sprintf("%s %s: no SLSA provenance attached", a.Name, sr.Platform))
 				continue
 			}
-			if err := provenance(ctx, ref, p, opts); err != nil {
+			if err := provenance(ctx, r, ref, p, opts); err != nil {
 				failures = append(failures, fmt.Sprintf("%s %s: provenance: %v", a.Name, sr.Platform, err))
 				continue
 			}
@@ -133,12 +132,10 @@ func (v *platformCheck) run(ctx context.Context) []string {
 	fail := func(format string, args ...any) {
 		failures = append(failures, fmt.Sprintf("%s %s (%s): ", v.ar.Name, sr.Platform, v.ref.DigestStr())+fmt.Sprintf(format, args...))
 	}
-	for _, s := range []struct{ typ, what string }{{attestation.SPDX, "SPDX SBOM"}, {attestation.CycloneDX, "CycloneDX SBOM"}} {
-		if _, err := attestation.VerifyAttestations(ctx, v.ref, s.typ, v.p, v.opts...); err != nil {
-			fail("%s attestation (cosign --type %s) missing or not verified: %v", s.what, attestation.CosignType(s.typ), err)
-			continue
-		}
-		sr.AttestationsVerified = append(sr.AttestationsVerified, s.typ)
+	ok, err := admission.SBOMs(ctx, v.ref, v.p, v.opts...)
+	sr.AttestationsVerified = append(sr.AttestationsVerified, ok...)
+	if err != nil {
+		fail("%v", err)
 	}
 
 	sc, scanned := v.scan()
@@ -156,7 +153,7 @@ func (v *platformCheck) run(ctx context.Context) []string {
 		} else {
 			fail("NOT SCANNED (%s): no vulnerability attestation; a release must be scanned (give --vuln-db DIR)", reason)
 		}
-	} else if err := v.vuln(ctx); err != nil {
+	} else if err := admission.Vuln(ctx, v.ref, v.p, v.allow, v.ar.Name, sr.Platform, v.opts...); err != nil {
 		fail("%v", err)
 	} else {
 		sr.AttestationsVerified = append(sr.AttestationsVerified, attestation.Vuln)
@@ -202,68 +199,9 @@ func (v *platformCheck) scan() (release.ScanRecord, bool) {
 	return release.ScanRecord{}, false
 }
 
-// vuln checks the manifest's vulnerability attestations: present, signed per
-// the policy for this digest, about this digest, and clean by the scan gate.
-// Every one must pass: admission sees them all.
-func (v *platformCheck) vuln(ctx context.Context) error {
-	stmts, err := attestation.VerifyAttestations(ctx, v.ref, attestation.Vuln, v.p, v.opts...)
-	if err != nil {
-		return fmt.Errorf("vulnerability attestation (cosign --type vuln) missing or not verified: %w", err)
-	}
-	var reports []*attestscan.Report
-	for _, st := range stmts {
-		_, raw, err := attestation.VulnOf(st)
-		if err != nil {
-			return fmt.Errorf("vulnerability attestation: %w", err)
-		}
-		rep, err := attestscan.ParseReport(raw, v.ar.Name, v.sr.Platform)
-		if err != nil {
-			return fmt.Errorf("vulnerability attestation: %w", err)
-		}
-		if rep.Digest != "" && rep.Digest != v.ref.DigestStr() {
-			return fmt.Errorf("vulnerability attestation: its report is about %s", rep.Digest)
-		}
-		reports = append(reports, rep)
-	}
-	verdict := attestscan.Gate(reports, v.allow, time.Now())
-	if len(verdict.Blocking) > 0 {
-		var lines []string
-		for _, f := range verdict.Blocking {
-			if l := f.Line(); !slices.Contains(lines, l) {
-				lines = append(lines, l)
-			}
-		}
-		return fmt.Errorf("vulnerability attestation not clean: %d fixable CRITICAL/HIGH finding(s) not allow-listed: %s", len(lines), strings.Join(lines, "; "))
-	}
-	return nil
-}
-
 // provenance checks that ref carries a SLSA provenance v1 attestation for its
-// own digest, signed per p, naming the expected builder.
-func provenance(ctx context.Context, ref name.Digest, p attestsign.Policy, opts []remote.Option) error {
-	stmts, err := attestation.VerifyAttestations(ctx, ref, attestation.SLSAProvenanceV1, p, opts...)
-	if err != nil {
-		return err
-	}
-	want := attest.BuilderID()
-	var seen []string
-	for _, st := range stmts {
-		var s struct {
-			Predicate struct {
-				RunDetails struct {
-					Builder struct {
-						ID string `json:"id"`
-					} `json:"builder"`
-				} `json:"runDetails"`
-			} `json:"predicate"`
-		}
-		if err := json.Unmarshal(st, &s); err != nil {
-			return err
-		}
-		if s.Predicate.RunDetails.Builder.ID == want {
-			return nil
-		}
-		seen = append(seen, s.Predicate.RunDetails.Builder.ID)
-	}
-	return fmt.Errorf("builder id %v, want %s", seen, want)
+// own digest, signed per p, naming this run's builder, repository and ref.
+func provenance(ctx context.Context, r *release.Release, ref name.Digest, p attestsign.Policy, opts []remote.Option) error {
+	_, err := admission.Provenance(ctx, ref, p, admission.Builder{ID: attest.BuilderID(), Repository: attest.Repository(r), Ref: attest.Ref()}, opts...)
+	return err
 }

@@ -57,7 +57,7 @@ func TestVerifyStage(t *testing.T) {
 	ar.Signatures = []release.SignatureRecord{{Platform: "index", Reference: ref.String()}}
 
 	attach := func(builder string) {
-		p := attestation.Provenance{BuildType: attest.BuildType, BuilderID: builder, InvocationID: "test", StartedOn: time.Unix(1, 0), FinishedOn: time.Unix(2, 0)}
+		p := attestation.Provenance{BuildType: attest.BuildType, BuilderID: builder, InvocationID: "test", ExternalParameters: map[string]any{"repository": "local/bv", "ref": "local"}, StartedOn: time.Unix(1, 0), FinishedOn: time.Unix(2, 0)}
 		stmt, err := attestation.Statement(ref.Context().String(), v1.Hash{Algorithm: "sha256", Hex: d.Hex}, attestation.SLSAProvenanceV1, p.Predicate())
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +73,7 @@ func TestVerifyStage(t *testing.T) {
 		want string // "" = passes
 	}{
 		{"no provenance", func() {}, "no SLSA provenance attached"},
-		{"wrong builder", func() { attach("https://example.invalid/other-builder") }, "builder id"},
+		{"wrong builder", func() { attach("https://example.invalid/other-builder") }, "SLSA provenance says builder https://example.invalid/other-builder"},
 		{"right builder", func() { attach(attest.BuilderID()) }, ""},
 	}
 	for _, st := range steps {
@@ -168,7 +168,7 @@ func newPlatformFixture(t *testing.T, referrersAPI, dryRun bool, report string) 
 			platform = "linux/amd64"
 		}
 		ar.Signatures = append(ar.Signatures, release.SignatureRecord{Platform: platform, Reference: ref.String(), Signer: s.Identity()})
-		p := attestation.Provenance{BuildType: attest.BuildType, BuilderID: attest.BuilderID(), InvocationID: "test", StartedOn: time.Unix(1, 0), FinishedOn: time.Unix(2, 0)}
+		p := attestation.Provenance{BuildType: attest.BuildType, BuilderID: attest.BuilderID(), InvocationID: "test", ExternalParameters: map[string]any{"repository": "local/bv", "ref": "local"}, StartedOn: time.Unix(1, 0), FinishedOn: time.Unix(2, 0)}
 		stmt, err := attestation.Statement(ref.Context().String(), hashOf(t, ref), attestation.SLSAProvenanceV1, p.Predicate())
 		if err != nil {
 			t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"github.com/bitvault/bitvault/attest/attestation"
@@ -25,7 +25,7 @@ import (
 
 var fast = retry.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
 
-var release = sigstoretest.Workflow{
+var release = sigstoretest.Workflow{ // the release workflow on a version tag
 	Repository: "bitvault/bitvault", Ref: "refs/tags/v1.2.3", SHA: strings.Repeat("ab", 20),
 	WorkflowPath: ".github/workflows/release.yml", EventName: "push", RunID: "4242",
 }
@@ -169,7 +169,7 @@ type unloggedSigner struct{ s *keyless.Signer }
 func (u unloggedSigner) Sign(ctx context.Context, p []byte) (*sign.Signature, error) {
 	return u.s.Sign(ctx, p)
 }
-func (u unloggedSigner) Identity() string   { return u.s.Identity() }
+func (u unloggedSigner) Identity() string    { return u.s.Identity() }
 func (u unloggedSigner) Policy() sign.Policy { return u.s.Policy() }
 
 // TestRekorBundleTampered: a signature whose Rekor bundle was edited (another log index, so

@@ -510,4 +510,3 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
-

@@ -1,0 +1,102 @@
+package admission_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/bitvault/bitvault/attest/admission"
+	attestscan "github.com/bitvault/bitvault/attest/scan"
+	"github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/attest/sign/keyless"
+	"github.com/bitvault/bitvault/internal/testsupport/attesttest"
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
+	"github.com/bitvault/bitvault/internal/testsupport/sigstoretest"
+)
+
+var workflow = sigstoretest.Workflow{
+	Repository: "bitvault/bitvault", Ref: "refs/tags/v1.2.3", SHA: strings.Repeat("ab", 20),
+	WorkflowPath: ".github/workflows/release.yml", EventName: "push", RunID: "9",
+}
+
+// TestImage: a complete keyless release image passes every check; each missing or wrong
+// part fails the check that names it, and only that one.
+func TestImage(t *testing.T) {
+	ctx := context.Background()
+	ss := sigstoretest.New(t, workflow)
+	ss.Env(t)
+	s, err := keyless.FromEnv(ctx, keyless.Config{FulcioURL: ss.FulcioURL, RekorURL: ss.RekorURL, TrustedRoot: ss.TrustedRoot(), IgnoreSCT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sigstoretest.New(t, workflow)
+	expect := admission.Expect{
+		Policy: sign.Policy{TrustedRoot: ss.TrustedRoot(), IdentityRegexp: `^https://github\.com/bitvault/bitvault/\.github/workflows/release\.yml@refs/tags/v`,
+			Issuer: sigstoretest.GitHubIssuer, IgnoreSCT: true},
+		Builder: admission.Builder{Repository: workflow.Repository, Ref: workflow.Ref},
+		Allow:   &attestscan.AllowList{},
+	}
+	good := attesttest.Options{Builder: workflow.Identity(), Repository: workflow.Repository, Ref: workflow.Ref}
+	with := func(edit func(*attesttest.Options)) attesttest.Options { o := good; edit(&o); return o }
+	for _, tc := range []struct {
+		name   string
+		opts   attesttest.Options
+		expect func(*admission.Expect)
+		failed map[string]string // check → text in its detail; nil: everything passes
+	}{
+		{"complete", good, nil, nil},
+		{"unsigned", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.Signature} }), nil, map[string]string{"signature": "no signature"}},
+		{"wrong identity expected", good, func(e *admission.Expect) { e.Policy.IdentityRegexp = `@refs/tags/v9\.` }, map[string]string{"signature": "wrong identity"}},
+		{"untrusted root", good, func(e *admission.Expect) { e.Policy.TrustedRoot = other.TrustedRoot() }, map[string]string{"signature": "untrusted CA"}},
+		{"no provenance", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.Provenance} }), nil, map[string]string{"provenance": "no attestation"}},
+		{"provenance from another builder", with(func(o *attesttest.Options) {
+			o.Builder = "https://github.com/bitvault/bitvault/.github/workflows/ci.yml@refs/heads/main"
+		}), nil, map[string]string{"provenance": "want builder " + workflow.Identity()}},
+		{"provenance for another ref", with(func(o *attesttest.Options) { o.Ref = "refs/heads/main" }), nil, map[string]string{"provenance": "ref refs/heads/main"}},
+		{"provenance for another repository", with(func(o *attesttest.Options) { o.Repository = "evil/bitvault" }), nil, map[string]string{"provenance": "repository evil/bitvault"}},
+		{"no SPDX", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.SPDX} }), nil, map[string]string{"sbom": "SPDX SBOM attestation"}},
+		{"no CycloneDX", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.CycloneDX} }), nil, map[string]string{"sbom": "CycloneDX SBOM attestation"}},
+		{"vulnerable", with(func(o *attesttest.Options) { o.Report = attesttest.TrivyReport("v0.3.8") }), nil, map[string]string{"vuln": "CVE-2022-32149"}},
+		{"HIGH without a fix yet", with(func(o *attesttest.Options) { o.Report = attesttest.TrivyReport("") }), nil, nil},
+		{"not scanned", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.Vuln} }), nil, map[string]string{"vuln": "no attestation"}},
+		{"not scanned, allowed", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.Vuln} }), func(e *admission.Expect) { e.AllowUnscanned = true }, nil},
+		{"no referrers", with(func(o *attesttest.Options) { o.Skip = []string{attesttest.Referrers} }), nil, map[string]string{"referrers": "no referrer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := registrytest.New(t, "bitvault/bitvaultd", 2)
+			attesttest.Attest(t, s, f.Index, f.Children, tc.opts)
+			e := expect
+			if tc.expect != nil {
+				tc.expect(&e)
+			}
+			rep, err := admission.Image(ctx, f.Index, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.failed == nil && len(rep.Checks) != 2+2*5 {
+				t.Errorf("%d checks, want %d (index: signature, provenance; each platform: 5)", len(rep.Checks), 2+2*5)
+			}
+			failed := map[string]bool{}
+			for _, c := range rep.Checks {
+				if c.Status != admission.Failed {
+					continue
+				}
+				failed[c.Check] = true
+				want, ok := tc.failed[c.Check]
+				if !ok {
+					t.Errorf("%s %s failed unexpectedly: %s", c.Manifest, c.Check, c.Detail)
+				} else if !strings.Contains(c.Detail, want) {
+					t.Errorf("%s %s: %q lacks %q", c.Manifest, c.Check, c.Detail, want)
+				}
+			}
+			for check := range tc.failed {
+				if !failed[check] {
+					t.Errorf("%s passed, want it to fail", check)
+				}
+			}
+			if (rep.Failed() == 0) != (tc.failed == nil) {
+				t.Errorf("Failed() = %d", rep.Failed())
+			}
+		})
+	}
+}

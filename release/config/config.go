@@ -37,6 +37,9 @@ type Config struct {
 	Secrets   []Secret   `yaml:"secrets,omitempty"`
 	Bases     Bases      `yaml:"bases"`
 	Signing   Signing    `yaml:"signing,omitempty"`
+	CLI       *CLI       `yaml:"cli,omitempty"`
+	GitOps    *GitOps    `yaml:"gitops,omitempty"`
+	Policy    Policy     `yaml:"policy,omitempty"`
 
 	// Path is the file the configuration was read from; Root is its directory,
 	// against which every relative path in it is resolved.
@@ -79,6 +82,58 @@ type Signing struct {
 	Fulcio         string `yaml:"fulcio,omitempty"`
 	Rekor          string `yaml:"rekor,omitempty"`
 	TrustedRoot    string `yaml:"trusted_root,omitempty"`
+}
+
+// CLI is a command-line program distributed as signed archives: built with
+// CGO_ENABLED=0 -trimpath for every target, archived deterministically
+// (.tar.gz; .zip for windows), listed in checksums.txt, each archive and the
+// checksums signed (a Sigstore bundle beside each), an SBOM per archive, a
+// Homebrew formula, and uploaded to a GitHub Release.
+type CLI struct {
+	Name    string   `yaml:"name"`              // binary and archive name, e.g. bitvault
+	Module  string   `yaml:"module"`            // directory of the Go module that holds it, e.g. service
+	Main    string   `yaml:"main"`              // package to build, relative to module, e.g. ./cmd/bitvault
+	Targets []string `yaml:"targets,omitempty"` // GOOS/GOARCH; default linux, darwin, windows × amd64, arm64
+	// VersionVar is the -X variable the version is stamped into (default main.version).
+	VersionVar string   `yaml:"version_var,omitempty"`
+	Homebrew   Homebrew `yaml:"homebrew,omitempty"`
+	// GitHubRelease is owner/repo of the GitHub Release the archives are uploaded to.
+	GitHubRelease string `yaml:"github_release,omitempty"`
+}
+
+// Homebrew says what the generated formula says about the CLI.
+type Homebrew struct {
+	Description string `yaml:"description,omitempty"`
+	Homepage    string `yaml:"homepage,omitempty"`
+	License     string `yaml:"license,omitempty"`
+}
+
+// GitOps is where promotion opens its pull requests: Repo (owner/name on
+// GitHub, or a local path/URL for a plain git remote) at Base, one values file
+// per environment, in which each image's digest lives at a key path.
+type GitOps struct {
+	Repo         string            `yaml:"repo"`
+	Base         string            `yaml:"base,omitempty"` // default main
+	Environments map[string]string `yaml:"environments"`   // env → values file, e.g. dev: envs/dev/values.dev.yaml
+	// Images maps an artifact to the key path of its digest in the values
+	// files (default <artifact>.image.digest).
+	Images    map[string]string `yaml:"images,omitempty"`
+	Reviewers []string          `yaml:"reviewers,omitempty"`
+	TokenEnv  string            `yaml:"token_env,omitempty"` // default GITOPS_TOKEN
+	// Template is a directory of this repository laid out like the GitOps
+	// repository (envs/<env>/values.<env>.yaml): a dry-run promotes against a
+	// copy of it, offline, and shows the diff.
+	Template string `yaml:"template,omitempty"`
+}
+
+// Policy says where `bvrelease policy` writes the admission policies and
+// which provenance they accept.
+type Policy struct {
+	Output string `yaml:"output,omitempty"` // default policies
+	// Provenance lists the accepted provenance producers: "bvrelease" (our own
+	// signed SLSA v1 provenance) and/or "slsa-github-generator" (its container
+	// generator's). Default [bvrelease].
+	Provenance []string `yaml:"provenance,omitempty"`
 }
 
 // Bases says where base images come from. Mode is one of BasesAuto (upstream
@@ -242,6 +297,36 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Bases.Lock == "" {
 		c.Bases.Lock = "bases.lock.json"
+	}
+	if c.Policy.Output == "" {
+		c.Policy.Output = "policies"
+	}
+	if len(c.Policy.Provenance) == 0 {
+		c.Policy.Provenance = []string{"bvrelease"}
+	}
+	if c.CLI != nil {
+		if len(c.CLI.Targets) == 0 {
+			c.CLI.Targets = []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}
+		}
+		if c.CLI.VersionVar == "" {
+			c.CLI.VersionVar = "main.version"
+		}
+	}
+	if c.GitOps != nil {
+		if c.GitOps.Base == "" {
+			c.GitOps.Base = "main"
+		}
+		if c.GitOps.TokenEnv == "" {
+			c.GitOps.TokenEnv = "GITOPS_TOKEN"
+		}
+		if c.GitOps.Images == nil {
+			c.GitOps.Images = map[string]string{}
+		}
+		for _, a := range c.Artifacts {
+			if _, ok := c.GitOps.Images[a.Name]; !ok {
+				c.GitOps.Images[a.Name] = a.Name + ".image.digest"
+			}
+		}
 	}
 	if c.Signing.Fulcio == "" {
 		c.Signing.Fulcio = "https://fulcio.sigstore.dev"

@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/bitvault/bitvault/attest/admission"
+	attestsign "github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/internal/testsupport/cosigntest"
 	"github.com/bitvault/bitvault/internal/testsupport/sigstoretest"
 	"github.com/bitvault/bitvault/release"
 	"github.com/bitvault/bitvault/release/pipeline"
@@ -73,6 +78,37 @@ func TestKeylessRelease(t *testing.T) {
 	}
 	if n := ss.Entries(); n < 2*signatures {
 		t.Errorf("Rekor holds %d entries, want at least a signature and a provenance per manifest (%d)", n, 2*signatures)
+	}
+
+	// What admission and operators run, on the released images: `bvrelease verify`'s checks
+	// with bvrelease.yaml's identity, and upstream cosign with the trusted root.
+	cfg := repoConfig(t)
+	tr, err := os.ReadFile(trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect := admission.Expect{
+		Policy:  attestsign.Policy{TrustedRoot: tr, IdentityRegexp: cfg.Signing.IdentityRegexp, Issuer: cfg.Signing.Issuer, IgnoreSCT: true},
+		Builder: admission.Builder{Repository: ciWorkflow.Repository, Ref: ciWorkflow.Ref},
+	}
+	bin := cosigntest.Binary(t)
+	for _, a := range rec.Artifacts {
+		ref, err := name.NewDigest(a.Published.Repository + "@" + a.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := admission.Image(ctx, ref, expect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Failed() != 0 || len(rep.Checks) != 12 {
+			t.Errorf("%s: %d of %d checks failed: %+v", a.Name, rep.Failed(), len(rep.Checks), rep.Checks)
+		}
+		code, stdout, stderr := cosigntest.Run(t, bin, "verify", "--trusted-root", trusted, "--certificate-identity-regexp", cfg.Signing.IdentityRegexp,
+			"--certificate-oidc-issuer", cfg.Signing.Issuer, "--insecure-ignore-sct", "--offline", ref.String())
+		if code != 0 || !strings.Contains(stdout, a.Digest) {
+			t.Errorf("cosign verify %s: exit %d\n%s\n%s", ref, code, stdout, stderr)
+		}
 	}
 
 	t.Run("wrong workflow is refused before recording", func(t *testing.T) {

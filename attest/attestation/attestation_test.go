@@ -12,9 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 
@@ -74,23 +72,6 @@ func provenance() map[string]any {
 
 func cyclonedx() map[string]any {
 	return map[string]any{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": []any{}}
-}
-
-func attLayers(t *testing.T, ref name.Digest) []v1.Descriptor {
-	t.Helper()
-	tag, err := ociremote.AttestationTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Layers
 }
 
 func TestProvenancePredicateShape(t *testing.T) {
@@ -240,7 +221,7 @@ func TestAttachVerify(t *testing.T) {
 	}
 
 	// Storage is cosign's: DSSE layers with predicateType and (dry-run) certificate annotations.
-	layers := attLayers(t, f.Index)
+	layers := registrytest.AttestationLayers(t, f.Index)
 	if len(layers) != 4 {
 		t.Fatalf("%d attestation layers on the index, want 4", len(layers))
 	}
@@ -283,7 +264,7 @@ func TestIdempotent(t *testing.T) {
 		if err := Attach(ctx, f.Index, st, tc.s); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(attLayers(t, f.Index)); n != tc.want {
+		if n := len(registrytest.AttestationLayers(t, f.Index)); n != tc.want {
 			t.Fatalf("%s: %d layers, want %d", tc.name, n, tc.want)
 		}
 	}
@@ -291,7 +272,7 @@ func TestIdempotent(t *testing.T) {
 	if err := Attach(ctx, f.Index, st2, eph); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(attLayers(t, f.Index)); n != 3 {
+	if n := len(registrytest.AttestationLayers(t, f.Index)); n != 3 {
 		t.Fatalf("different statement: %d layers, want 3", n)
 	}
 }

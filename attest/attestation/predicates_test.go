@@ -16,6 +16,7 @@ import (
 	cosignatt "github.com/sigstore/cosign/v2/pkg/cosign/attestation"
 
 	"github.com/bitvault/bitvault/attest/sign"
+	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 )
 
 const (
@@ -169,7 +170,7 @@ func TestAttachSBOMAndVuln(t *testing.T) {
 	}
 	attachAll()
 	attachAll()
-	if n := len(attLayers(t, ref)); n != 3 {
+	if n := len(registrytest.AttestationLayers(t, ref)); n != 3 {
 		t.Fatalf("%d attestation layers after attaching the same three twice, want 3", n)
 	}
 	for _, typ := range []string{SPDX, CycloneDX, Vuln} {

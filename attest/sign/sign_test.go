@@ -50,23 +50,6 @@ func dryRunPolicy(t *testing.T, dir string) Policy {
 	return Policy{Roots: root, Identity: DryRunIdentity, Issuer: DryRunIssuer, IgnoreTlog: true}
 }
 
-func sigLayers(t *testing.T, ref name.Digest) int {
-	t.Helper()
-	tag, err := ociremote.SignatureTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ls)
-}
-
 func TestEphemeralSignVerifyEachManifest(t *testing.T) {
 	ctx := context.Background()
 	f := newRegistry(t)
@@ -280,7 +263,7 @@ func TestIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := sigLayers(t, f.Index); n != 1 {
+	if n := len(registrytest.SignatureLayers(t, f.Index)); n != 1 {
 		t.Fatalf("signature layers after signing 3 times: %d, want 1", n)
 	}
 	k := newKeySigner(t, t.TempDir(), "pw")
@@ -289,7 +272,7 @@ func TestIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := sigLayers(t, f.Index); n != 2 {
+	if n := len(registrytest.SignatureLayers(t, f.Index)); n != 2 {
 		t.Fatalf("signature layers after co-signing with a key twice: %d, want 2", n)
 	}
 	// Both still verify, each under its own policy.

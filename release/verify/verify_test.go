@@ -16,8 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"github.com/bitvault/bitvault/attest/attestation"
 	"github.com/bitvault/bitvault/attest/referrers"
@@ -412,20 +410,8 @@ func TestAttestThenVerify(t *testing.T) {
 // attestationCounts counts ref's attestation layers by predicate type.
 func attestationCounts(t *testing.T, ref name.Digest) map[string]int {
 	t.Helper()
-	tag, err := ociremote.AttestationTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := map[string]int{}
-	for _, l := range m.Layers {
+	for _, l := range registrytest.AttestationLayers(t, ref) {
 		n[l.Annotations[attestation.PredicateTypeAnnotation]]++
 	}
 	return n

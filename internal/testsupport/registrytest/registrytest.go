@@ -12,8 +12,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 )
 
 // Fixture is a registry repository holding one index and its manifests.
@@ -65,4 +67,33 @@ func Push(t testing.TB, repo name.Repository, manifests int64) Fixture {
 		f.Children = append(f.Children, repo.Digest(d.Digest.String()))
 	}
 	return f
+}
+
+// SignatureLayers are the layers of ref's cosign signature manifest (sha256-<hex>.sig).
+func SignatureLayers(t testing.TB, ref name.Digest) []v1.Descriptor {
+	t.Helper()
+	return cosignLayers(t, ref, ociremote.SignatureTag)
+}
+
+// AttestationLayers are the layers of ref's cosign attestation manifest (sha256-<hex>.att).
+func AttestationLayers(t testing.TB, ref name.Digest) []v1.Descriptor {
+	t.Helper()
+	return cosignLayers(t, ref, ociremote.AttestationTag)
+}
+
+func cosignLayers(t testing.TB, ref name.Digest, tagOf func(name.Reference, ...ociremote.Option) (name.Tag, error)) []v1.Descriptor {
+	t.Helper()
+	tag, err := tagOf(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Layers
 }

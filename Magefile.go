@@ -46,3 +46,32 @@ func Bench() error {
 func Build() error {
 	return run("go", "run", "./cmd/bvrelease", "build", "--verify-reproducible")
 }
+
+// Release runs the whole pipeline: a real release where CI credentials are (GitHub Actions with
+// an OIDC token: keyless signing, as .github/workflows/release.yml runs it), a dry-run anywhere else.
+func Release() error {
+	if err := Setup(); err != nil {
+		return err
+	}
+	return run("go", "run", "./cmd/bvrelease", "release")
+}
+
+// Policy checks bvrelease.yaml (its rules and JSON Schema) and that the admission policies in
+// policies/ are what it generates, as CI's policy job does ('go run ./cmd/bvrelease policy'
+// rewrites them).
+func Policy() error {
+	if err := run("go", "run", "./cmd/bvrelease", "config", "validate"); err != nil {
+		return err
+	}
+	return run("go", "run", "./cmd/bvrelease", "policy", "--check")
+}
+
+// Tools builds every pinned tool of tools/ (cached by version; the first time takes a while).
+func Tools() error {
+	return run("./scripts/tools.sh", "buildkit", "trivy", "trivydb", "cosign", "kyverno", "ko")
+}
+
+// Docs regenerates docs/bvrelease-yaml.md from release/config/schema.json.
+func Docs() error {
+	return run("go", "test", "-count=1", "./release/config", "-run", "^TestReference$", "-update")
+}

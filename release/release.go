@@ -173,7 +173,50 @@ type Record struct {
 	BasesMode       string           `json:"bases_mode"`
 	Bases           []BaseRecord     `json:"bases"`
 	Artifacts       []ArtifactRecord `json:"artifacts"`
-	Stages          []StageRecord    `json:"stages"`
+	// CLI: what the dist stage produced for bvrelease.yaml's cli (archives,
+	// SBOMs, signatures, formula, GitHub Release upload).
+	CLI    *CLIRecord    `json:"cli,omitempty"`
+	Stages []StageRecord `json:"stages"`
+	// Promotions: this release's digests proposed to GitOps environments
+	// (release/promote), one entry per environment, the latest attempt.
+	Promotions []PromotionRecord `json:"promotions,omitempty"`
+}
+
+// PromotionRecord is the promotion of the release's digests to one environment.
+type PromotionRecord struct {
+	Env    string `json:"env"`
+	DryRun bool   `json:"dry_run"`
+	// Status: dry-run (diff against the template only), opened or updated (the
+	// pull request), pushed (a plain git remote: branch only), already-promoted.
+	Status string          `json:"status"`
+	Repo   string          `json:"repo"`
+	File   string          `json:"file"` // the values file in the GitOps repository
+	Branch string          `json:"branch,omitempty"`
+	Commit string          `json:"commit,omitempty"`
+	PR     int             `json:"pr,omitempty"`
+	URL    string          `json:"url,omitempty"`
+	Diff   string          `json:"diff,omitempty"` // relative to dist/
+	Body   string          `json:"body,omitempty"` // the pull request body, relative to dist/
+	Images []PromotedImage `json:"images"`
+}
+
+// PromotedImage is one digest set by a promotion.
+type PromotedImage struct {
+	Artifact string `json:"artifact"`
+	Key      string `json:"key"` // key path in the values file
+	Digest   string `json:"digest"`
+	Previous string `json:"previous,omitempty"`
+}
+
+// SetPromotion records p, replacing an earlier promotion to the same environment.
+func (rec *Record) SetPromotion(p PromotionRecord) {
+	for i := range rec.Promotions {
+		if rec.Promotions[i].Env == p.Env {
+			rec.Promotions[i] = p
+			return
+		}
+	}
+	rec.Promotions = append(rec.Promotions, p)
 }
 
 // BaseRecord says which image stood for a pinned FROM reference.
@@ -284,6 +327,54 @@ type StageRecord struct {
 	Status  string  `json:"status"` // ok, skipped, failed
 	Reason  string  `json:"reason,omitempty"`
 	Seconds float64 `json:"seconds"`
+}
+
+// CLIRecord is the command-line program distributed as signed archives.
+// Paths are relative to dist/.
+type CLIRecord struct {
+	Name      string             `json:"name"`
+	Version   string             `json:"version"`
+	Go        string             `json:"go"` // the toolchain that built it
+	Archives  []CLIArchiveRecord `json:"archives"`
+	Checksums string             `json:"checksums"` // checksums.txt (sha256sum format)
+	// ChecksumsBundle is the Sigstore bundle of checksums.txt.
+	ChecksumsBundle string `json:"checksums_bundle"`
+	Formula         string `json:"formula,omitempty"` // the Homebrew formula
+	Signer          string `json:"signer"`
+	// TrustedRoot is the trusted_root.json that `cosign verify-blob
+	// --trusted-root` needs for these bundles (the dry-run CA's, or the
+	// signing trusted root); VerifyCommand is that command for the first archive.
+	TrustedRoot   string `json:"trusted_root,omitempty"`
+	VerifyCommand string `json:"verify_command,omitempty"`
+	// Reproducible: --verify-reproducible built every target a second time,
+	// with an empty build cache, into identical archives.
+	Reproducible bool `json:"reproducible,omitempty"`
+	// Verified: the verify stage verified every bundle under the release's policy.
+	Verified bool             `json:"verified"`
+	Upload   *CLIUploadRecord `json:"upload,omitempty"`
+}
+
+// CLIArchiveRecord is one target's archive.
+type CLIArchiveRecord struct {
+	Target       string  `json:"target"` // os/arch
+	File         string  `json:"file"`
+	SHA256       string  `json:"sha256"`
+	Size         int64   `json:"size"`
+	BinarySHA256 string  `json:"binary_sha256"`
+	Bundle       string  `json:"bundle"` // <file>.sigstore.json
+	SBOM         string  `json:"sbom"`   // SPDX JSON
+	Packages     int     `json:"sbom_packages"`
+	BuildSeconds float64 `json:"build_seconds"`
+}
+
+// CLIUploadRecord is the GitHub Release upload: done, or why not.
+type CLIUploadRecord struct {
+	Repository string   `json:"repository"` // owner/name
+	Tag        string   `json:"tag"`
+	Skipped    string   `json:"skipped,omitempty"` // why nothing was uploaded
+	URL        string   `json:"url,omitempty"`
+	Uploaded   []string `json:"uploaded,omitempty"` // asset names
+	Kept       []string `json:"kept,omitempty"`     // already there with the same content
 }
 
 // Digest parses an artifact's recorded index digest.

@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
-for pkg in runc git ca-certificates xz-utils busybox-static; do
+for pkg in runc git ca-certificates xz-utils busybox-static postgresql-15; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-"$root/scripts/tools.sh" buildkit trivy trivydb cosign kyverno
+"$root/scripts/tools.sh" buildkit trivy trivydb cosign kyverno policy-controller
 # git refuses to read a repository owned by another user (CI clones as root, but be safe).
 git config --global --get-all safe.directory 2>/dev/null | grep -qx '\*' || git config --global --add safe.directory '*'
 echo "setup: ready (runc $(runc --version | head -1 | awk '{print $3}'), buildkit $(cd "$root/tools/buildkit" && go list -m -f '{{.Version}}' github.com/moby/buildkit))" >&2

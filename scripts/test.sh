@@ -8,6 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export BITVAULT_REQUIRE_BUILDKIT=${BITVAULT_REQUIRE_BUILDKIT:-1}
 export BITVAULT_REQUIRE_TOOLS=${BITVAULT_REQUIRE_TOOLS:-1}
+export BITVAULT_REQUIRE_POSTGRES=${BITVAULT_REQUIRE_POSTGRES:-1}
 echo "== go vet" >&2
 go vet ./...
 (cd service && go vet ./...)

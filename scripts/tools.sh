@@ -55,6 +55,10 @@ for t in $want; do
     # 6–13 min cold on 2 cores (less when the build cache holds the k8s deps), ~265 MB.
     kyverno) build_tool kyverno github.com/kyverno/kyverno github.com/kyverno/kyverno/pkg/version.BuildVersion \
                kyverno=github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno ;;
-    *) echo "tools: unknown tool $t (known: buildkit, ko, trivy, trivydb, cosign, kyverno)" >&2; exit 2 ;;
+    # sigstore policy-controller's tester (installed as `policy-tester`), to check the generated
+    # ClusterImagePolicy offline (tests only); ~4 min cold.
+    policy-controller) build_tool policy-controller github.com/sigstore/policy-controller "" \
+               policy-tester=github.com/sigstore/policy-controller/cmd/tester ;;
+    *) echo "tools: unknown tool $t (known: buildkit, ko, trivy, trivydb, cosign, kyverno, policy-controller)" >&2; exit 2 ;;
   esac
 done

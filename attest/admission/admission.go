@@ -126,6 +126,15 @@ func Vuln(ctx context.Context, ref name.Digest, p sign.Policy, allow *attestscan
 	if err != nil {
 		return fmt.Errorf("vulnerability attestation (cosign --type vuln) missing or not verified: %w", err)
 	}
+	// A report is about this manifest; on an index, about one of its platform manifests.
+	about := map[string]bool{ref.DigestStr(): true}
+	if idx, err := remote.Index(ref, opts...); err == nil {
+		if im, err := idx.IndexManifest(); err == nil {
+			for _, m := range im.Manifests {
+				about[m.Digest.String()] = true
+			}
+		}
+	}
 	var reports []*attestscan.Report
 	for _, st := range stmts {
 		_, raw, err := attestation.VulnOf(st)
@@ -136,8 +145,8 @@ func Vuln(ctx context.Context, ref name.Digest, p sign.Policy, allow *attestscan
 		if err != nil {
 			return fmt.Errorf("vulnerability attestation: %w", err)
 		}
-		if rep.Digest != "" && rep.Digest != ref.DigestStr() {
-			return fmt.Errorf("vulnerability attestation: its report is about %s", rep.Digest)
+		if rep.Digest != "" && !about[rep.Digest] {
+			return fmt.Errorf("vulnerability attestation: its report is about %s, not %s or a manifest in it", rep.Digest, ref.DigestStr())
 		}
 		reports = append(reports, rep)
 	}

@@ -73,8 +73,8 @@ func TestImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.failed == nil && len(rep.Checks) != 2+2*5 {
-				t.Errorf("%d checks, want %d (index: signature, provenance; each platform: 5)", len(rep.Checks), 2+2*5)
+			if tc.failed == nil && len(rep.Checks) != 4+2*5 {
+				t.Errorf("%d checks, want %d (index: signature, provenance, sbom, vuln; each platform: those and referrers)", len(rep.Checks), 4+2*5)
 			}
 			failed := map[string]bool{}
 			for _, c := range rep.Checks {

@@ -64,7 +64,9 @@ func (r Report) Failed() int {
 }
 
 // Image runs every check on ref (an index, or a single manifest) and its platform
-// manifests. The error is for what stops checking at all (the registry unreachable, ref not
+// manifests: signature and provenance on each, SBOM and vuln attestations on each (the
+// index's are what admission reads for a workload naming the index digest), referrers on
+// the platform manifests. The error is for what stops checking at all (the registry unreachable, ref not
 // found); everything else is a failed Check.
 func Image(ctx context.Context, ref name.Digest, e Expect, opts ...remote.Option) (Report, error) {
 	rep := Report{Image: ref.String()}
@@ -116,9 +118,6 @@ func Image(ctx context.Context, ref name.Digest, e Expect, opts ...remote.Option
 		} else {
 			add("provenance", OK, "SLSA v1, builder "+id)
 		}
-		if t.platform == "index" {
-			continue
-		}
 		if _, err := SBOMs(ctx, t.ref, e.Policy, opts...); err != nil {
 			add("sbom", Failed, err.Error())
 		} else {
@@ -133,6 +132,9 @@ func Image(ctx context.Context, ref name.Digest, e Expect, opts ...remote.Option
 			add("vuln", NotScanned, "NOT SCANNED: no vulnerability attestation (allowed for a dry-run only; not clean)")
 		default:
 			add("vuln", Failed, err.Error())
+		}
+		if t.platform == "index" {
+			continue // referrers hang off the platform manifests
 		}
 		want2 := []referrers.Pushed{{ArtifactType: referrers.SPDX}, {ArtifactType: referrers.CycloneDX}}
 		if scanned {

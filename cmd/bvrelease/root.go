@@ -20,6 +20,9 @@ func newRootCommand() *cobra.Command {
 		newCheckCommand(),
 		newPublishCommand(),
 		newVerifyCommand(),
+		newConfigCommand(),
+		newPromoteCommand(),
+		newPolicyCommand(),
 	)
 	return root
 }

@@ -133,7 +133,7 @@ signing:
 		if err := json.Unmarshal([]byte(out), &reps); err != nil {
 			t.Fatalf("%v:\n%s", err, out)
 		}
-		if len(reps) != 1 || len(reps[0].Checks) != 12 || reps[0].Failed() != 0 {
+		if len(reps) != 1 || len(reps[0].Checks) != 14 || reps[0].Failed() != 0 {
 			t.Fatalf("report %+v", reps)
 		}
 	})

@@ -154,6 +154,7 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 		if err != nil {
 			return fmt.Errorf("attest %s: %w", a.Name, err)
 		}
+		var index *indexTarget
 		for i := range ar.Signatures {
 			sr := &ar.Signatures[i]
 			ref, err := name.NewDigest(sr.Reference)
@@ -173,9 +174,11 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 			}
 			sr.Provenance = true
 			if sr.Platform == "index" {
+				sr.Attestations = nil
+				index = &indexTarget{ref: ref, hash: h, record: sr}
 				continue
 			}
-			if err := platform(ctx, r, ar, sr, ref, h); err != nil {
+			if err := platform(ctx, r, ar, sr, ref, h, index); err != nil {
 				return fmt.Errorf("attest %s %s: %w", a.Name, sr.Platform, err)
 			}
 		}
@@ -184,11 +187,46 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 	return nil
 }
 
-// platform attaches to one platform manifest its SBOM attestations (SPDX, CycloneDX) and its
-// vulnerability scan attestation — none when the scan stage recorded it not-scanned: that is
-// recorded, never passed off as clean — and pushes the SBOMs and scan reports as OCI 1.1
-// referrers.
-func platform(ctx context.Context, r *release.Release, ar *release.ArtifactRecord, sr *release.SignatureRecord, ref name.Digest, h v1.Hash) error {
+// indexTarget is the index the platform manifests belong to.
+type indexTarget struct {
+	ref    name.Digest
+	hash   v1.Hash
+	record *release.SignatureRecord
+}
+
+// attachBoth attaches a predicate to the platform manifest and, with the index as its
+// subject, to the index: admission (Kyverno, policy-controller) checks the attestations of
+// the digest a workload names, and workloads name the index.
+func attachBoth(ctx context.Context, r *release.Release, ref name.Digest, stmt []byte, index *indexTarget, indexStmt func(subject string, h v1.Hash) ([]byte, error)) error {
+	opts := sign.RemoteOptions(ctx)
+	if err := attestation.Attach(ctx, ref, stmt, r.Signer, opts...); err != nil {
+		return err
+	}
+	if index == nil {
+		return nil
+	}
+	is, err := indexStmt(index.ref.Context().String(), index.hash)
+	if err != nil {
+		return err
+	}
+	if err := attestation.Attach(ctx, index.ref, is, r.Signer, opts...); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
+func addOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// platform attaches to one platform manifest — and to its index — its SBOM attestations
+// (SPDX, CycloneDX) and its vulnerability scan attestation — none when the scan stage recorded
+// it not-scanned: that is recorded, never passed off as clean — and pushes the SBOMs and scan
+// reports as OCI 1.1 referrers of the platform manifest.
+func platform(ctx context.Context, r *release.Release, ar *release.ArtifactRecord, sr *release.SignatureRecord, ref name.Digest, h v1.Hash, index *indexTarget) error {
 	sr.Attestations, sr.AttestationsVerified, sr.NotScanned = nil, nil, ""
 	sr.Referrers, sr.ReferrersVia, sr.ReferrersVerified = nil, "", false
 	opts := sign.RemoteOptions(ctx)
@@ -211,10 +249,16 @@ func platform(ctx context.Context, r *release.Release, ar *release.ArtifactRecor
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.file, err)
 		}
-		if err := attestation.Attach(ctx, ref, stmt, r.Signer, opts...); err != nil {
+		pt := d.predicateType
+		if err := attachBoth(ctx, r, ref, stmt, index, func(s string, ih v1.Hash) ([]byte, error) {
+			return attestation.SBOMStatement(s, ih, pt, doc)
+		}); err != nil {
 			return err
 		}
 		sr.Attestations = append(sr.Attestations, d.predicateType)
+		if index != nil {
+			index.record.Attestations = addOnce(index.record.Attestations, d.predicateType)
+		}
 		files = append(files, referrerFile{d.artifactType, d.file, doc})
 	}
 
@@ -241,10 +285,15 @@ func platform(ctx context.Context, r *release.Release, ar *release.ArtifactRecor
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.Report, err)
 		}
-		if err := attestation.Attach(ctx, ref, stmt, r.Signer, opts...); err != nil {
+		if err := attachBoth(ctx, r, ref, stmt, index, func(s string, ih v1.Hash) ([]byte, error) {
+			return attestation.VulnStatement(s, ih, vs)
+		}); err != nil {
 			return err
 		}
 		sr.Attestations = append(sr.Attestations, attestation.Vuln)
+		if index != nil {
+			index.record.Attestations = addOnce(index.record.Attestations, attestation.Vuln)
+		}
 		files = append(files, referrerFile{referrers.TrivyReport, sc.Report, report})
 		if sc.SARIF != "" {
 			sarif, err := os.ReadFile(filepath.Join(r.Dist, sc.SARIF))

@@ -1,10 +1,13 @@
 // Package config loads and validates bvrelease.yaml, the release configuration.
 //
-// Errors name the file, the line and the field, and say how to fix it:
+// Errors name the file, the line and column (where known) and the field, and
+// say how to fix it:
 //
-//	bvrelease.yaml:14: artifacts[1].dockerfile: service/Dockerfil does not exist; fix the path (relative to the repository root)
+//	bvrelease.yaml:14:5: artifacts[1].dockerfile: service/Dockerfil does not exist; fix the path (relative to the repository root)
 //
 // Unknown fields are errors, so a typo never silently disables a setting.
+// schema.json is the same rules as a JSON Schema (for editors, for
+// `bvrelease config validate` and for docs/bvrelease-yaml.md).
 package config
 
 import (
@@ -55,7 +58,7 @@ type Artifact struct {
 	Target     string            `yaml:"target,omitempty"`
 	BuildArgs  map[string]string `yaml:"build_args,omitempty"`
 
-	line int
+	line, col int
 }
 
 // Secret is a build secret handed to BuildKit's secret provider under ID,
@@ -66,7 +69,7 @@ type Secret struct {
 	Env  string `yaml:"env,omitempty"`
 	File string `yaml:"file,omitempty"`
 
-	line int
+	line, col int
 }
 
 // Signing says who signs a release and whom verification trusts: the verify
@@ -151,17 +154,22 @@ const (
 	BasesUpstream = "upstream"
 )
 
-// Error is a configuration error at a line of the file.
+// Error is a configuration error at a line (and column, both 1-based; 0 when
+// unknown) of the file.
 type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
+	File   string
+	Line   int
+	Column int
+	Field  string
+	Msg    string
 }
 
 func (e *Error) Error() string {
 	loc := e.File
-	if e.Line > 0 {
+	switch {
+	case e.Line > 0 && e.Column > 0:
+		loc = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
+	case e.Line > 0:
 		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
 	if e.Field == "" {
@@ -178,7 +186,7 @@ func (a *Artifact) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode((*plain)(a)); err != nil {
 		return err
 	}
-	a.line = n.Line
+	a.line, a.col = n.Line, n.Column
 	return nil
 }
 
@@ -190,7 +198,7 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode((*plain)(s)); err != nil {
 		return err
 	}
-	s.line = n.Line
+	s.line, s.col = n.Line, n.Column
 	return nil
 }
 
@@ -215,7 +223,7 @@ func knownKeys(n *yaml.Node, v any) error {
 				names = append(names, name)
 			}
 			slices.Sort(names)
-			return &Error{Line: k.Line, Field: k.Value, Msg: fmt.Sprintf("unknown field; known fields here: %s", strings.Join(names, ", "))}
+			return &Error{Line: k.Line, Column: k.Column, Field: k.Value, Msg: fmt.Sprintf("unknown field; known fields here: %s", strings.Join(names, ", "))}
 		}
 	}
 	return nil
@@ -245,16 +253,103 @@ func Parse(path string, data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return nil, yamlError(path, err)
+		return nil, yamlError(path, data, err)
 	}
 	c.applyDefaults()
 	if err := c.validate(); err != nil {
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) == nil {
+			locate(err, &root)
+		}
 		return nil, err
 	}
 	return c, nil
 }
 
-func yamlError(path string, err error) error {
+// locate gives every error of err without a line the position of its field in
+// the document (or, for a missing field, of the nearest enclosing one).
+func locate(err error, doc *yaml.Node) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		ce, ok := e.(*Error)
+		if !ok || ce.Line > 0 || ce.Field == "" {
+			continue
+		}
+		if n := nodeAt(doc, fieldPath(ce.Field)); n != nil {
+			ce.Line, ce.Column = n.Line, n.Column
+		}
+	}
+}
+
+// fieldPath splits a field as errors name it (artifacts[0].build_args.X)
+// into mapping keys and sequence indexes: ["artifacts", "0", "build_args", "X"].
+func fieldPath(field string) []string {
+	var out []string
+	for _, part := range strings.Split(field, ".") {
+		for part != "" {
+			i := strings.IndexByte(part, '[')
+			if i < 0 {
+				out = append(out, part)
+				break
+			}
+			if i > 0 {
+				out = append(out, part[:i])
+			}
+			j := strings.IndexByte(part[i:], ']')
+			if j < 0 {
+				out = append(out, part[i:])
+				break
+			}
+			out = append(out, part[i+1:i+j])
+			part = part[i+j+1:]
+		}
+	}
+	return out
+}
+
+// nodeAt returns the node at path in doc (the key node for a mapping entry),
+// or that of the longest prefix of path present; nil when not even the first
+// element is.
+func nodeAt(doc *yaml.Node, path []string) *yaml.Node {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	var found *yaml.Node
+	for _, p := range path {
+		var next, at *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					at, next = n.Content[i], n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			var i int
+			if _, err := fmt.Sscanf(p, "%d", &i); err == nil && i >= 0 && i < len(n.Content) {
+				at, next = n.Content[i], n.Content[i]
+			}
+		}
+		if next == nil {
+			break
+		}
+		found, n = at, next
+	}
+	return found
+}
+
+// yamlValue is what a yaml.v3 message is about: an unknown field's name or
+// a value that does not fit its field.
+var yamlValue = regexp.MustCompile("^field (\\S+) not found in type|^cannot unmarshal !!\\w+ `([^`]*)`")
+
+func yamlError(path string, data []byte, err error) error {
 	if errors.Is(err, io.EOF) {
 		return &Error{File: path, Msg: "the file is empty; it needs at least version, registry, platforms and artifacts"}
 	}
@@ -275,14 +370,44 @@ func yamlError(path string, err error) error {
 			fmt.Sscanf(sm[1], "%d", &line)
 			msg := sm[2]
 			if strings.Contains(msg, "not found in type") {
-				msg += " (unknown field: check its spelling against bvrelease.yaml's reference in README.md)"
+				msg += " (unknown field: check its spelling against docs/bvrelease-yaml.md)"
 			}
-			out = append(out, &Error{File: path, Line: line, Msg: msg})
+			out = append(out, &Error{File: path, Line: line, Column: yamlColumn(data, line, sm[2]), Msg: msg})
 			continue
 		}
 		out = append(out, &Error{File: path, Msg: m})
 	}
 	return errors.Join(out...)
+}
+
+// yamlColumn finds the column of what a yaml.v3 message at line is about
+// (its messages give only the line); 0 when it cannot tell.
+func yamlColumn(data []byte, line int, msg string) int {
+	m := yamlValue.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	want := m[1] + m[2]
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return 0
+	}
+	col := 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if col > 0 {
+			return
+		}
+		if n.Kind == yaml.ScalarNode && n.Line == line && n.Value == want {
+			col = n.Column
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	return col
 }
 
 func (c *Config) applyDefaults() {
@@ -350,64 +475,64 @@ var (
 
 func (c *Config) validate() error {
 	var errs []error
-	add := func(line int, field, format string, args ...any) {
-		errs = append(errs, &Error{File: c.Path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	add := func(line, col int, field, format string, args ...any) {
+		errs = append(errs, &Error{File: c.Path, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.Version != 1 {
-		add(0, "version", "unsupported version %d; this bvrelease reads version 1", c.Version)
+		add(0, 0, "version", "unsupported version %d; this bvrelease reads version 1", c.Version)
 	}
 	if c.Registry == "" {
-		add(0, "registry", "missing; set the repository prefix images are pushed to, e.g. registry: ghcr.io/bitvault")
+		add(0, 0, "registry", "missing; set the repository prefix images are pushed to, e.g. registry: ghcr.io/bitvault")
 	} else if strings.Contains(c.Registry, ":latest") || strings.HasSuffix(c.Registry, "/") {
-		add(0, "registry", "%q must be a repository prefix without a tag or trailing slash, e.g. ghcr.io/bitvault", c.Registry)
+		add(0, 0, "registry", "%q must be a repository prefix without a tag or trailing slash, e.g. ghcr.io/bitvault", c.Registry)
 	}
 	if sg := c.Signing; sg.Identity != "" && sg.IdentityRegexp != "" {
-		add(0, "signing", "give identity or identity_regexp, not both")
+		add(0, 0, "signing", "give identity or identity_regexp, not both")
 	} else if sg.Identity != "" || sg.IdentityRegexp != "" {
 		if sg.Issuer == "" {
-			add(0, "signing.issuer", "missing; an identity means nothing without its OIDC issuer, e.g. https://token.actions.githubusercontent.com")
+			add(0, 0, "signing.issuer", "missing; an identity means nothing without its OIDC issuer, e.g. https://token.actions.githubusercontent.com")
 		}
 		if _, err := regexp.Compile(sg.IdentityRegexp); err != nil {
-			add(0, "signing.identity_regexp", "%v", err)
+			add(0, 0, "signing.identity_regexp", "%v", err)
 		}
 	} else if sg.Issuer != "" {
-		add(0, "signing", "issuer without identity or identity_regexp")
+		add(0, 0, "signing", "issuer without identity or identity_regexp")
 	}
 	for i, p := range c.Platforms {
 		if !platformRE.MatchString(p) {
-			add(0, fmt.Sprintf("platforms[%d]", i), "%q is not a supported platform; use linux/amd64, linux/arm64, ...", p)
+			add(0, 0, fmt.Sprintf("platforms[%d]", i), "%q is not a supported platform; use linux/amd64, linux/arm64, ...", p)
 		}
 	}
 	if len(c.Artifacts) == 0 {
-		add(0, "artifacts", "no artifacts; list at least one image with name, context and dockerfile")
+		add(0, 0, "artifacts", "no artifacts; list at least one image with name, context and dockerfile")
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Artifacts {
 		f := fmt.Sprintf("artifacts[%d]", i)
 		switch {
 		case a.Name == "":
-			add(a.line, f+".name", "missing; every artifact needs a name (the image repository under the registry)")
+			add(a.line, a.col, f+".name", "missing; every artifact needs a name (the image repository under the registry)")
 		case !nameRE.MatchString(a.Name):
-			add(a.line, f+".name", "%q is not a valid repository name (lower-case letters, digits, '.', '_', '-')", a.Name)
+			add(a.line, a.col, f+".name", "%q is not a valid repository name (lower-case letters, digits, '.', '_', '-')", a.Name)
 		case a.Name == "latest":
-			add(a.line, f+".name", "'latest' is never a name or a tag here; pick a real name")
+			add(a.line, a.col, f+".name", "'latest' is never a name or a tag here; pick a real name")
 		case seen[a.Name]:
-			add(a.line, f+".name", "%q is listed twice; artifact names must be unique", a.Name)
+			add(a.line, a.col, f+".name", "%q is listed twice; artifact names must be unique", a.Name)
 		}
 		seen[a.Name] = true
 		if a.Context == "" {
-			add(a.line, f+".context", "missing; set the build context directory relative to %s", filepath.Base(c.Path))
+			add(a.line, a.col, f+".context", "missing; set the build context directory relative to %s", filepath.Base(c.Path))
 		} else if st, err := os.Stat(c.Abs(a.Context)); err != nil || !st.IsDir() {
-			add(a.line, f+".context", "%s is not a directory; fix the path (relative to the repository root)", a.Context)
+			add(a.line, a.col, f+".context", "%s is not a directory; fix the path (relative to the repository root)", a.Context)
 		}
 		if a.Dockerfile != "" {
 			if st, err := os.Stat(c.Abs(a.Dockerfile)); err != nil || st.IsDir() {
-				add(a.line, f+".dockerfile", "%s does not exist; fix the path (relative to the repository root)", a.Dockerfile)
+				add(a.line, a.col, f+".dockerfile", "%s does not exist; fix the path (relative to the repository root)", a.Dockerfile)
 			}
 		}
 		for k := range a.BuildArgs {
 			if looksSecret(k) {
-				add(a.line, f+".build_args."+k, "looks like a secret; build arguments end up in the image history: declare it under secrets: and use RUN --mount=type=secret,id=...")
+				add(a.line, a.col, f+".build_args."+k, "looks like a secret; build arguments end up in the image history: declare it under secrets: and use RUN --mount=type=secret,id=...")
 			}
 		}
 	}
@@ -415,18 +540,18 @@ func (c *Config) validate() error {
 	for i, s := range c.Secrets {
 		f := fmt.Sprintf("secrets[%d]", i)
 		if !secretIDRE.MatchString(s.ID) {
-			add(s.line, f+".id", "%q is not a valid secret id (letters, digits, '.', '_', '-')", s.ID)
+			add(s.line, s.col, f+".id", "%q is not a valid secret id (letters, digits, '.', '_', '-')", s.ID)
 		}
 		if ids[s.ID] {
-			add(s.line, f+".id", "%q is listed twice", s.ID)
+			add(s.line, s.col, f+".id", "%q is listed twice", s.ID)
 		}
 		ids[s.ID] = true
 		if (s.Env == "") == (s.File == "") {
-			add(s.line, f, "set exactly one of env (an environment variable name) or file (a path)")
+			add(s.line, s.col, f, "set exactly one of env (an environment variable name) or file (a path)")
 		}
 	}
 	if !slices.Contains([]string{BasesAuto, BasesStandin, BasesUpstream}, c.Bases.Mode) {
-		add(0, "bases.mode", "%q is not one of auto, standin, upstream", c.Bases.Mode)
+		add(0, 0, "bases.mode", "%q is not one of auto, standin, upstream", c.Bases.Mode)
 	}
 	return errors.Join(errs...)
 }

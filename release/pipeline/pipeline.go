@@ -13,7 +13,9 @@ import (
 	"github.com/bitvault/bitvault/release/attest"
 	"github.com/bitvault/bitvault/release/build"
 	"github.com/bitvault/bitvault/release/check"
+	"github.com/bitvault/bitvault/release/dist"
 	"github.com/bitvault/bitvault/release/plan"
+	"github.com/bitvault/bitvault/release/promote"
 	"github.com/bitvault/bitvault/release/publish"
 	"github.com/bitvault/bitvault/release/record"
 	"github.com/bitvault/bitvault/release/sbom"
@@ -24,16 +26,18 @@ import (
 )
 
 // Release is the full pipeline:
-// plan → bases → build → check → sbom → scan → publish → sign → attest → verify → record.
+// plan → bases → build → check → sbom → scan → publish → sign → attest → dist → verify → record → promote
+// (promote: in a dry-run only, to dev against gitops.template; a real release is promoted with
+// `bvrelease promote`).
 func Release() []release.Stage {
 	return []release.Stage{plan.Stage{}, standins.Stage{}, build.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{},
-		publish.Stage{}, sign.Stage{}, attest.Stage{}, verify.Stage{}, record.Stage{}}
+		publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, record.Stage{}, promote.Stage{}}
 }
 
-// Publish publishes what is built: plan → check → sbom → scan → publish → sign → attest → verify → record
+// Publish publishes what is built: plan → check → sbom → scan → publish → sign → attest → dist → verify → record
 // (check, sbom and scan skip what an earlier run already did).
 func Publish() []release.Stage {
-	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, attest.Stage{}, verify.Stage{}, record.Stage{}}
+	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, record.Stage{}}
 }
 
 // Build is the pipeline up to built images: plan → bases → build.

@@ -51,6 +51,9 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 	if built {
 		artifacts(tw, rec)
 	}
+	if rec.CLI != nil {
+		cli(tw, *rec.CLI)
+	}
 	fmt.Fprintln(tw, "BASE\tUSED\tDIGEST\tFOR")
 	for _, b := range rec.Bases {
 		d := b.Digest
@@ -64,6 +67,9 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Ref, b.Used, d, strings.Join(b.UsedBy, ", "))
 	}
 	fmt.Fprintln(tw)
+	if len(rec.Promotions) > 0 {
+		promotions(tw, rec)
+	}
 	fmt.Fprintln(tw, "STAGE\tSTATUS\tTIME\tNOTE")
 	for _, s := range rec.Stages {
 		fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\n", s.Name, s.Status, s.Seconds, s.Reason)
@@ -104,6 +110,31 @@ func artifacts(tw io.Writer, rec release.Record) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Published.Reference, strings.Join(a.Published.Tags, ", "))
+	}
+	fmt.Fprintln(tw)
+}
+
+// promotions lists where the release's digests were proposed: environment,
+// outcome, pull request or branch, and the diff.
+func promotions(tw io.Writer, rec release.Record) {
+	fmt.Fprintln(tw, "PROMOTION\tSTATUS\tREPOSITORY\tPROPOSAL\tIMAGES\tDIFF")
+	for _, p := range rec.Promotions {
+		proposal := p.Branch
+		switch {
+		case p.URL != "":
+			proposal = fmt.Sprintf("#%d %s", p.PR, p.URL)
+		case proposal == "":
+			proposal = "-"
+		}
+		status := p.Status
+		if p.DryRun && status != "dry-run" {
+			status += " (dry-run)"
+		}
+		diff := p.Diff
+		if diff == "" {
+			diff = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.Env, status, p.Repo+":"+p.File, proposal, len(p.Images), diff)
 	}
 	fmt.Fprintln(tw)
 }
@@ -220,4 +251,39 @@ func human(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
+}
+
+// cli is the dist stage's section: one line per archive, then checksums,
+// formula, how to verify, and the upload (or why not).
+func cli(tw io.Writer, c release.CLIRecord) {
+	fmt.Fprintf(tw, "CLI %s %s\tTARGET\tSHA256\tSIZE\tSBOM\tSIGNATURE\n", c.Name, c.Version)
+	sig := "signed"
+	if c.Verified {
+		sig = "verified"
+	}
+	for _, a := range c.Archives {
+		fmt.Fprintf(tw, "%s\t%s\t%.12s…\t%s\t%d pkgs\t%s\n", a.File, a.Target, a.SHA256, human(a.Size), a.Packages, sig)
+	}
+	fmt.Fprintf(tw, "%s\t\t\t\t\t%s\n", c.Checksums, sig)
+	if c.Formula != "" {
+		fmt.Fprintf(tw, "%s\t(Homebrew formula)\n", c.Formula)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "signer: %s; built with %s", c.Signer, c.Go)
+	if c.Reproducible {
+		fmt.Fprint(tw, "; reproducible (rebuilt with an empty build cache)")
+	}
+	fmt.Fprintln(tw)
+	if c.VerifyCommand != "" {
+		fmt.Fprintf(tw, "verify (in dist/): %s\n", c.VerifyCommand)
+	}
+	if u := c.Upload; u != nil {
+		switch {
+		case u.Skipped != "":
+			fmt.Fprintf(tw, "GitHub Release %s %s: not uploaded: %s\n", u.Repository, u.Tag, u.Skipped)
+		default:
+			fmt.Fprintf(tw, "GitHub Release %s %s: %d uploaded, %d already there: %s\n", u.Repository, u.Tag, len(u.Uploaded), len(u.Kept), u.URL)
+		}
+	}
+	fmt.Fprintln(tw)
 }

@@ -132,12 +132,26 @@ func Policy(r *release.Release, s attestsign.Signer) attestsign.Policy {
 	return p
 }
 
-func (Stage) Run(ctx context.Context, r *release.Release) error {
+// Signer is the release's signer, shared by the stages that sign (sign,
+// attest, dist): the one already chosen in this run (r.Signer), else chosen as
+// the package comment says and kept in r.Signer.
+func Signer(ctx context.Context, r *release.Release) (attestsign.Signer, error) {
+	if r.Signer != nil {
+		return r.Signer, nil
+	}
 	s, err := signer(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	r.Signer = s
+	return s, nil
+}
+
+func (Stage) Run(ctx context.Context, r *release.Release) error {
+	s, err := Signer(ctx, r)
 	if err != nil {
 		return err
 	}
-	r.Signer = s
 	opts := RemoteOptions(ctx)
 	for _, a := range r.Artifacts() {
 		ar := r.Artifact(a.Name)

@@ -16,6 +16,10 @@
 //   - its SBOMs and scan reports as OCI 1.1 referrers (referrers API or
 //     fallback tag).
 //
+// The CLI archives and checksums.txt the dist stage signed must match their
+// recorded digests and carry a Sigstore bundle the same policy admits
+// (dist.Verify, attest/blob: cosign's bundle verification).
+//
 // A failure names the image, platform, manifest and what is missing or did not
 // match, and the release is not recorded.
 package verify
@@ -38,6 +42,7 @@ import (
 	attestsign "github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/release"
 	"github.com/bitvault/bitvault/release/attest"
+	"github.com/bitvault/bitvault/release/dist"
 	"github.com/bitvault/bitvault/release/sign"
 )
 
@@ -89,6 +94,8 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 				if v.notScanned {
 					notScanned++
 				}
+			} else {
+				failures = append(failures, indexAttestations(ctx, r, ar, sr, ref, p, allow, opts)...)
 			}
 			if !sr.Provenance {
 				failures = append(failures, fmt.Sprintf("%s %s: no SLSA provenance attached", a.Name, sr.Platform))
@@ -101,8 +108,14 @@ func (Stage) Run(ctx context.Context, r *release.Release) error {
 			sr.ProvenanceVerified = true
 		}
 	}
+	// The CLI's archives and checksums.txt: each Sigstore bundle under the same policy.
+	cliFailures := dist.Verify(ctx, r, p)
+	failures = append(failures, cliFailures...)
 	if len(failures) > 0 {
 		return fmt.Errorf("verification failed; the release is not recorded:\n  %s", strings.Join(failures, "\n  "))
+	}
+	if c := r.Record.CLI; c != nil {
+		r.Logf("verify: CLI %s %s: the bundles of %d archives and checksums.txt verified", c.Name, c.Version, len(c.Archives))
 	}
 	r.Logf("verify: %d signatures and their SLSA provenance verified as admission will", checked)
 	clean := platforms - notScanned
@@ -204,4 +217,32 @@ func (v *platformCheck) scan() (release.ScanRecord, bool) {
 func provenance(ctx context.Context, r *release.Release, ref name.Digest, p attestsign.Policy, opts []remote.Option) error {
 	_, err := admission.Provenance(ctx, ref, p, admission.Builder{ID: attest.BuilderID(), Repository: attest.Repository(r), Ref: attest.Ref()}, opts...)
 	return err
+}
+
+// indexAttestations checks the SBOM and vulnerability attestations on the index — what
+// admission reads for a workload naming the index digest: SPDX and CycloneDX always, a clean
+// vulnerability attestation when any platform manifest was scanned.
+func indexAttestations(ctx context.Context, r *release.Release, ar *release.ArtifactRecord, sr *release.SignatureRecord, ref name.Digest, p attestsign.Policy, allow *attestscan.AllowList, opts []remote.Option) []string {
+	var failures []string
+	if len(ar.SBOMs) == 0 {
+		return nil // nothing was attested per platform, so nothing on the index either
+	}
+	ok, err := admission.SBOMs(ctx, ref, p, opts...)
+	sr.AttestationsVerified = ok
+	if err != nil {
+		failures = append(failures, fmt.Sprintf("%s index (%s): %v", ar.Name, ref.DigestStr(), err))
+	}
+	scanned := false
+	for _, sc := range ar.Scans {
+		scanned = scanned || (sc.Status != "not-scanned" && sc.Report != "")
+	}
+	if !scanned {
+		return failures
+	}
+	if err := admission.Vuln(ctx, ref, p, allow, ar.Name, "index", opts...); err != nil {
+		failures = append(failures, fmt.Sprintf("%s index (%s): %v", ar.Name, ref.DigestStr(), err))
+	} else {
+		sr.AttestationsVerified = append(sr.AttestationsVerified, attestation.Vuln)
+	}
+	return failures
 }

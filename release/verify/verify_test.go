@@ -199,12 +199,12 @@ func (f *platformFixture) attach(t *testing.T, skip ...string) {
 	t.Helper()
 	ctx := context.Background()
 	ar, sr := f.r.Artifact("one"), f.platform()
-	repo, h := f.child.Context().String(), hashOf(t, f.child)
+	repo := f.child.Context().String()
 	sc := ar.Scans[0]
 	scanned := sc.Status != "not-scanned"
 	type part struct {
 		key          string
-		stmt         func() ([]byte, error)
+		stmt         func(h v1.Hash) ([]byte, error)
 		artifactType string
 		file         string
 	}
@@ -216,16 +216,16 @@ func (f *platformFixture) attach(t *testing.T, skip ...string) {
 		return b
 	}
 	parts := []part{
-		{"spdx", func() ([]byte, error) {
+		{"spdx", func(h v1.Hash) ([]byte, error) {
 			return attestation.SBOMStatement(repo, h, attestation.SPDX, read(ar.SBOMs[0].SPDX))
 		}, referrers.SPDX, ar.SBOMs[0].SPDX},
-		{"cyclonedx", func() ([]byte, error) {
+		{"cyclonedx", func(h v1.Hash) ([]byte, error) {
 			return attestation.SBOMStatement(repo, h, attestation.CycloneDX, read(ar.SBOMs[0].CycloneDX))
 		}, referrers.CycloneDX, ar.SBOMs[0].CycloneDX},
 	}
 	if scanned {
 		parts = append(parts,
-			part{"vuln", func() ([]byte, error) {
+			part{"vuln", func(h v1.Hash) ([]byte, error) {
 				vs, err := attest.VulnScan(f.r, sc, read(sc.Report), filepath.Join(f.r.Dist, sc.Report))
 				if err != nil {
 					return nil, err
@@ -238,12 +238,15 @@ func (f *platformFixture) attach(t *testing.T, skip ...string) {
 	var files []string
 	for _, p := range parts {
 		if p.stmt != nil && !slices.Contains(skip, p.key) {
-			stmt, err := p.stmt()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := attestation.Attach(ctx, f.child, stmt, f.s); err != nil {
-				t.Fatal(err)
+			// on the platform manifest, and (as release/attest does) on the index
+			for _, ref := range []name.Digest{f.child, f.index} {
+				stmt, err := p.stmt(hashOf(t, ref))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := attestation.Attach(ctx, ref, stmt, f.s); err != nil {
+					t.Fatal(err)
+				}
 			}
 			sr.Attestations = append(sr.Attestations, map[string]string{"spdx": attestation.SPDX, "cyclonedx": attestation.CycloneDX, "vuln": attestation.Vuln}[p.key])
 		}

@@ -1,7 +1,8 @@
 // Package attesttest gives tests a published image carrying everything a release attaches —
-// signatures on the index and platform manifests, SLSA provenance, SPDX and CycloneDX SBOM
-// attestations, a vulnerability attestation and the OCI 1.1 referrers — or that minus the
-// parts a test leaves out, signed by whatever signer the test chooses.
+// signatures and SLSA provenance on the index and platform manifests, SPDX and CycloneDX SBOM
+// attestations and a vulnerability attestation on each (the index carries every platform's),
+// and the OCI 1.1 referrers of the platform manifests — or that minus the parts a test leaves
+// out, signed by whatever signer the test chooses.
 package attesttest
 
 import (
@@ -40,6 +41,9 @@ const (
 	CycloneDX  = "cyclonedx"
 	Vuln       = "vuln"
 	Referrers  = "referrers"
+	// IndexAttestations leaves the SBOM and vuln attestations off the index (a release puts
+	// them on the index too, for admission of an image run by its index digest).
+	IndexAttestations = "index-attestations"
 )
 
 // Options say what goes on the image.
@@ -83,7 +87,7 @@ func Attest(t testing.TB, s sign.Signer, index name.Digest, children []name.Dige
 			stmt, err := attestation.Statement(repo, h, attestation.SLSAProvenanceV1, p.Predicate())
 			attach(ref, stmt, err)
 		}
-		if ref == index {
+		if ref == index && skip(IndexAttestations) {
 			continue
 		}
 		if !skip(SPDX) {
@@ -101,7 +105,7 @@ func Attest(t testing.TB, s sign.Signer, index name.Digest, children []name.Dige
 			})
 			attach(ref, stmt, err)
 		}
-		if !skip(Referrers) {
+		if !skip(Referrers) && ref != index {
 			arts := []referrers.Artifact{
 				{ArtifactType: referrers.SPDX, Data: []byte(SPDXDoc)},
 				{ArtifactType: referrers.CycloneDX, Data: []byte(CycloneDXDoc)},

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,13 +28,14 @@ func TestVersionHandler(t *testing.T) {
 	}
 }
 
-// TestBinarySIGTERM builds bitvaultd with version ldflags, runs it, and checks the drain
+// TestBinarySIGTERM builds bitvaultd (without a database, BITVAULT_DB=none) with version ldflags, runs it, and checks the drain
 // sequence on a real SIGTERM: /readyz turns 503 while the process still serves, then it
 // exits 0 well within the shutdown timeout, having printed nothing but JSON.
 func TestBinarySIGTERM(t *testing.T) {
 	bin := processtest.Build(t, ".", "-trimpath", "-ldflags", "-X main.version=1.2.3 -X main.commit=abc123")
 	p := processtest.Start(t, bin,
 		"BITVAULT_HTTP_ADDR=127.0.0.1:0",
+		"BITVAULT_DB=none",
 		"BITVAULT_DRAIN_DELAY=1s",
 		"BITVAULT_SHUTDOWN_TIMEOUT=5s",
 		"BITVAULT_DATA_DIR="+t.TempDir(),
@@ -41,8 +43,11 @@ func TestBinarySIGTERM(t *testing.T) {
 	)
 	base := "http://" + p.Addr(10*time.Second)
 
-	if code, body := processtest.Get(t, base+"/readyz"); code != http.StatusOK {
-		t.Fatalf("/readyz before SIGTERM = %d %s, want 200", code, body)
+	if code, body := processtest.Get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(string(body), `"database":{"status":"not_configured"`) {
+		t.Fatalf("/readyz before SIGTERM = %d %s, want 200 with the database not_configured", code, body)
+	}
+	if code, body := post(t, base+"/v1/auth/login", "", `{}`); code != http.StatusServiceUnavailable {
+		t.Errorf("/v1/auth/login without a database = %d %s, want 503", code, body)
 	}
 	code, body := processtest.Get(t, base+"/v1/version")
 	var v versionInfo

@@ -3,6 +3,8 @@ package apierror
 
 import (
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -30,9 +32,78 @@ func Write(w http.ResponseWriter, r *http.Request, status int, code, message str
 	_ = json.NewEncoder(w).Encode(Error{Code: code, Message: message, RequestID: bvlog.RequestID(r.Context())})
 }
 
+// Codes are stable, machine-readable and never repurposed; clients branch on them. Each has
+// one HTTP status (see Status).
+const (
+	CodeInvalidArgument   = "invalid_argument"
+	CodeUnauthenticated   = "unauthenticated"
+	CodeTokenExpired      = "token_expired"
+	CodePermissionDenied  = "permission_denied"
+	CodeInsufficientScope = "insufficient_scope"
+	CodeNotFound          = "not_found"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeAlreadyExists     = "already_exists"
+	CodeRequestTooLarge   = "request_too_large"
+	CodeRateLimited       = "rate_limited"
+	CodeInternal          = "internal"
+	CodeUnavailable       = "unavailable"
+)
+
+var statuses = map[string]int{
+	CodeInvalidArgument:   http.StatusBadRequest,
+	CodeUnauthenticated:   http.StatusUnauthorized,
+	CodeTokenExpired:      http.StatusUnauthorized,
+	CodePermissionDenied:  http.StatusForbidden,
+	CodeInsufficientScope: http.StatusForbidden,
+	CodeNotFound:          http.StatusNotFound,
+	CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
+	CodeAlreadyExists:     http.StatusConflict,
+	CodeRequestTooLarge:   http.StatusRequestEntityTooLarge,
+	CodeRateLimited:       http.StatusTooManyRequests,
+	CodeInternal:          http.StatusInternalServerError,
+	CodeUnavailable:       http.StatusServiceUnavailable,
+}
+
+// Status is the HTTP status of code; an unknown code is a 500.
+func Status(code string) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteCode sends code's status (see Status) with an Error body.
+func WriteCode(w http.ResponseWriter, r *http.Request, code, message string) {
+	Write(w, r, Status(code), code, message)
+}
+
+// Coded is an error with an API code and a message safe to show to the client.
+type Coded struct {
+	Code    string
+	Message string
+}
+
+func (e *Coded) Error() string { return e.Code + ": " + e.Message }
+
+// New returns a *Coded error.
+func New(code, message string) error { return &Coded{Code: code, Message: message} }
+
+// WriteError answers with err's code and message when it is (or wraps) a *Coded, and with a
+// 500 "internal" otherwise, whose details go to logger (never to the client).
+func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	if c, ok := errors.AsType[*Coded](err); ok {
+		WriteCode(w, r, c.Code, c.Message)
+		return
+	}
+	if logger != nil {
+		logger.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	}
+	WriteCode(w, r, CodeInternal, "internal error")
+}
+
 // NotFound is a handler answering 404 with code "not_found".
 func NotFound(w http.ResponseWriter, r *http.Request) {
-	Write(w, r, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
+	WriteCode(w, r, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 }
 
 // Methods wraps h so that it only answers the given methods (HEAD is allowed wherever GET
@@ -49,6 +120,6 @@ func Methods(h http.Handler, methods ...string) http.Handler {
 			return
 		}
 		w.Header().Set("Allow", allow)
-		Write(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+		WriteCode(w, r, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
 }

@@ -2,8 +2,12 @@ package apierror
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
@@ -49,6 +53,48 @@ func TestErrors(t *testing.T) {
 			}
 			if e.Code != tt.wantErr || e.RequestID != "rid-1" || e.Message == "" {
 				t.Errorf("body = %+v, want code %q, request_id rid-1 and a message", e, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestStatusAndWriteError(t *testing.T) {
+	for code, want := range map[string]int{
+		CodeInvalidArgument: 400, CodeUnauthenticated: 401, CodeTokenExpired: 401, CodePermissionDenied: 403,
+		CodeInsufficientScope: 403, CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeAlreadyExists: 409,
+		CodeRequestTooLarge: 413, CodeRateLimited: 429, CodeInternal: 500, CodeUnavailable: 503, "no_such_code": 500,
+	} {
+		if got := Status(code); got != want {
+			t.Errorf("Status(%q) = %d, want %d", code, got, want)
+		}
+	}
+	tests := []struct {
+		name     string
+		err      error
+		wantCode int
+		wantErr  string
+		wantMsg  string
+	}{
+		{"coded", New(CodeAlreadyExists, "slug taken"), 409, CodeAlreadyExists, "slug taken"},
+		{"wrapped coded", fmt.Errorf("create: %w", New(CodeNotFound, "no token")), 404, CodeNotFound, "no token"},
+		{"plain error hides details", errors.New("pq: connection refused to 10.0.0.1"), 500, CodeInternal, "internal error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/v1/x", nil)
+			req = req.WithContext(bvlog.WithRequestID(req.Context(), "rid-2"))
+			rec := httptest.NewRecorder()
+			var logs strings.Builder
+			WriteError(rec, req, slog.New(slog.NewTextHandler(&logs, nil)), tt.err)
+			var e Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tt.wantCode || e.Code != tt.wantErr || e.Message != tt.wantMsg || e.RequestID != "rid-2" {
+				t.Errorf("got %d %+v, want %d %s %q", rec.Code, e, tt.wantCode, tt.wantErr, tt.wantMsg)
+			}
+			if tt.wantErr == CodeInternal && !strings.Contains(logs.String(), "connection refused") {
+				t.Errorf("internal error not logged: %q", logs.String())
 			}
 		})
 	}

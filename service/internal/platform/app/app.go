@@ -35,10 +35,48 @@ type Spec struct {
 	// Routes, if set, adds the binary's own routes to the mux (which already has the probes
 	// and a JSON 404 for everything else).
 	Routes func(mux *http.ServeMux, logger *slog.Logger)
+	// Init, if set, runs after the configuration and writable-dir checks and before the
+	// server listens: it reads the binary's own settings, opens its dependencies (ctx ends on
+	// SIGTERM), adds readiness checks and returns its routes and a function closing what it
+	// opened, called once the server has stopped. An error wrapping ErrConfig exits with
+	// ExitConfig, any other with ExitError.
+	Init func(ctx context.Context, env Env) (Module, error)
 	// Run, if set, is the binary's main loop. It must return nil when ctx ends (SIGTERM);
 	// returning earlier, with or without an error, stops the process with exit code 1.
 	Run func(ctx context.Context, logger *slog.Logger) error
 }
+
+// Env is what Spec.Init gets.
+type Env struct {
+	Config config.Config
+	// Lookup reads environment variables (os.LookupEnv in production).
+	Lookup func(string) (string, bool)
+	Logger *slog.Logger
+	// Checks takes the binary's readiness checks.
+	Checks *health.Checker
+}
+
+// Module is what Spec.Init returns; both fields may be nil.
+type Module struct {
+	// Routes adds routes to the mux after Spec.Routes.
+	Routes func(mux *http.ServeMux)
+	// Close releases what Init opened.
+	Close func()
+}
+
+// ErrConfig marks Init errors that are configuration mistakes (exit code ExitConfig); wrap
+// them with ConfigError.
+var ErrConfig = errors.New("invalid configuration")
+
+// ConfigError marks err as a configuration mistake (errors.Is(err, ErrConfig)) without
+// changing its message.
+func ConfigError(err error) error { return configError{err} }
+
+type configError struct{ error }
+
+func (e configError) Is(target error) bool { return target == ErrConfig }
+
+func (e configError) Unwrap() error { return e.error }
 
 // Main runs the process described by spec until SIGTERM or SIGINT and returns its exit code.
 // Everything it prints goes to stdout as JSON log lines.
@@ -79,12 +117,31 @@ func Run(ctx context.Context, spec Spec, stdout io.Writer, lookupEnv func(string
 	checks := health.New(0)
 	checks.Add("writable_dir", writable.HealthCheck(cfg.DataDir))
 
+	var mod Module
+	if spec.Init != nil {
+		mod, err = spec.Init(ctx, Env{Config: cfg, Lookup: lookupEnv, Logger: logger, Checks: checks})
+		if err != nil {
+			if errors.Is(err, ErrConfig) {
+				logger.Error("invalid configuration", slog.String("error", err.Error()))
+				return ExitConfig
+			}
+			logger.Error("start failed", slog.String("error", err.Error()))
+			return ExitError
+		}
+		if mod.Close != nil {
+			defer mod.Close()
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(health.PathLiveness, apierror.Methods(checks.Liveness(), http.MethodGet))
 	mux.Handle(health.PathReadiness, apierror.Methods(checks.Readiness(), http.MethodGet))
 	mux.HandleFunc("/", apierror.NotFound)
 	if spec.Routes != nil {
 		spec.Routes(mux, logger)
+	}
+	if mod.Routes != nil {
+		mod.Routes(mux)
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,7 @@ func TestRun(t *testing.T) {
 		name     string
 		env      map[string]string
 		run      func(ctx context.Context, logger *slog.Logger) error
+		init     func(ctx context.Context, env Env) (Module, error)
 		cancel   time.Duration // cancel the context after this long (0: never)
 		wantCode int
 		wantMsg  string // a log message that must appear
@@ -80,6 +82,38 @@ func TestRun(t *testing.T) {
 			wantMsg:  "exiting with error",
 		},
 		{
+			name: "init config error",
+			env:  map[string]string{"BITVAULT_DATA_DIR": dir},
+			init: func(context.Context, Env) (Module, error) {
+				return Module{}, ConfigError(errors.New("BITVAULT_X is required"))
+			},
+			wantCode: ExitConfig,
+			wantMsg:  "invalid configuration",
+		},
+		{
+			name:     "init fails",
+			env:      map[string]string{"BITVAULT_DATA_DIR": dir},
+			init:     func(context.Context, Env) (Module, error) { return Module{}, errors.New("database unreachable") },
+			wantCode: ExitError,
+			wantMsg:  "start failed",
+		},
+		{
+			name: "init module closed after stop",
+			env:  map[string]string{"BITVAULT_DATA_DIR": dir, "BITVAULT_X": "y"},
+			init: func(_ context.Context, env Env) (Module, error) {
+				if v, _ := env.Lookup("BITVAULT_X"); v != "y" {
+					return Module{}, errors.New("Lookup does not reach the environment")
+				}
+				return Module{
+					Routes: func(mux *http.ServeMux) { mux.HandleFunc("/x", func(http.ResponseWriter, *http.Request) {}) },
+					Close:  func() { env.Logger.Info("module closed") },
+				}, nil
+			},
+			cancel:   100 * time.Millisecond,
+			wantCode: ExitOK,
+			wantMsg:  "module closed",
+		},
+		{
 			name: "main loop stops on cancel",
 			env:  map[string]string{"BITVAULT_DATA_DIR": dir},
 			run: func(ctx context.Context, _ *slog.Logger) error {
@@ -104,7 +138,7 @@ func TestRun(t *testing.T) {
 				time.AfterFunc(tt.cancel, cancel)
 			}
 			var out syncBuffer
-			code := Run(ctx, Spec{Name: "test", Version: "v", Commit: "c", Run: tt.run}, &out, lookup)
+			code := Run(ctx, Spec{Name: "test", Version: "v", Commit: "c", Run: tt.run, Init: tt.init}, &out, lookup)
 			if code != tt.wantCode {
 				t.Errorf("exit code = %d, want %d\n%s", code, tt.wantCode, out.String())
 			}

@@ -4,6 +4,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"sync"
@@ -22,6 +23,9 @@ const (
 	StatusOK       = "ok"
 	StatusFail     = "fail"
 	StatusDraining = "draining"
+	// StatusNotConfigured marks a dependency deliberately switched off by configuration: it
+	// does not make the process unready.
+	StatusNotConfigured = "not_configured"
 )
 
 // DefaultCheckTimeout bounds each readiness check when New is given zero.
@@ -40,6 +44,19 @@ type Report struct {
 type CheckResult struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Detail says why a dependency is not configured.
+	Detail string `json:"detail,omitempty"`
+}
+
+// notConfigured is the error of a NotConfigured check.
+type notConfigured struct{ reason string }
+
+func (e *notConfigured) Error() string { return "not configured: " + e.reason }
+
+// NotConfigured is a check for a dependency that configuration switched off on purpose: it is
+// reported as "not_configured" with reason and does not fail readiness.
+func NotConfigured(reason string) Check {
+	return func(context.Context) error { return &notConfigured{reason: reason} }
 }
 
 // Checker holds the readiness checks and the draining state. The zero value is not usable;
@@ -101,6 +118,10 @@ func (c *Checker) Ready(ctx context.Context) (Report, bool) {
 
 	rep := Report{Status: StatusOK, Checks: make(map[string]CheckResult, len(names))}
 	for i, name := range names {
+		if nc, ok := errors.AsType[*notConfigured](errs[i]); ok {
+			rep.Checks[name] = CheckResult{Status: StatusNotConfigured, Detail: nc.reason}
+			continue
+		}
 		if errs[i] != nil {
 			rep.Status = StatusFail
 			rep.Checks[name] = CheckResult{Status: StatusFail, Error: errs[i].Error()}

@@ -45,6 +45,12 @@ func TestReadiness(t *testing.T) {
 			want:     Report{Status: StatusFail, Checks: map[string]CheckResult{"a": {Status: StatusOK}, "db": {Status: StatusFail, Error: "db down"}}},
 		},
 		{
+			name:     "not configured does not fail",
+			checks:   map[string]Check{"a": ok, "database": NotConfigured("BITVAULT_DB=none")},
+			wantCode: http.StatusOK,
+			want:     Report{Status: StatusOK, Checks: map[string]CheckResult{"a": {Status: StatusOK}, "database": {Status: StatusNotConfigured, Detail: "BITVAULT_DB=none"}}},
+		},
+		{
 			name:     "check honouring its timeout",
 			checks:   map[string]Check{"slow": hanging},
 			wantCode: http.StatusServiceUnavailable,

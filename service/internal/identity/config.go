@@ -1,0 +1,71 @@
+package identity
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Environment variables read by LoadConfig.
+const (
+	// EnvTokenKey is the access-token signing key: at least 32 random bytes, base64-encoded
+	// (e.g. 'openssl rand -base64 32'), identical on every replica. Required.
+	EnvTokenKey = "BITVAULT_TOKEN_KEY"
+	// EnvBootstrapToken, if set (at least 32 characters), enables POST /v1/tenants for
+	// callers presenting it as bearer token. Unset, the endpoint answers 404 and tenants are
+	// created with 'bitvaultd admin create-tenant'.
+	EnvBootstrapToken = "BITVAULT_BOOTSTRAP_TOKEN"
+)
+
+// MinBootstrapTokenLen is the minimum length of BITVAULT_BOOTSTRAP_TOKEN.
+const MinBootstrapTokenLen = 32
+
+// LoadConfig reads the identity settings through lookup; the durations keep their defaults.
+// Errors name the variable and never echo its value.
+func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
+	get := func(key string) string {
+		v, _ := lookup(key)
+		return strings.TrimSpace(v)
+	}
+	var cfg Config
+	var errs []error
+	switch v := get(EnvTokenKey); v {
+	case "":
+		errs = append(errs, fmt.Errorf("%s is required: at least %d random bytes, base64-encoded (openssl rand -base64 32)", EnvTokenKey, MinTokenKeyLen))
+	default:
+		key, err := decodeBase64(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: not base64 (openssl rand -base64 32)", EnvTokenKey))
+		case len(key) < MinTokenKeyLen:
+			errs = append(errs, fmt.Errorf("%s: %d bytes, want at least %d (openssl rand -base64 32)", EnvTokenKey, len(key), MinTokenKeyLen))
+		}
+		cfg.TokenKey = key
+	}
+	if v := get(EnvBootstrapToken); v != "" {
+		if len(v) < MinBootstrapTokenLen {
+			errs = append(errs, fmt.Errorf("%s: %d characters, want at least %d (openssl rand -base64 32)", EnvBootstrapToken, len(v), MinBootstrapTokenLen))
+		}
+		cfg.BootstrapToken = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// decodeBase64 accepts standard or URL-safe base64, padded or not.
+func decodeBase64(s string) ([]byte, error) {
+	var firstErr error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(s)
+		if err == nil {
+			return b, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}

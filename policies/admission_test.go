@@ -1,13 +1,8 @@
 package policies_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,13 +12,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"gopkg.in/yaml.v3"
 
 	"github.com/bitvault/bitvault/attest/attestation"
-	"github.com/bitvault/bitvault/attest/scan"
 	"github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/attest/sign/keyless"
 	"github.com/bitvault/bitvault/internal/testsupport/attesttest"
+	"github.com/bitvault/bitvault/internal/testsupport/kyvernotest"
 	"github.com/bitvault/bitvault/internal/testsupport/registrytest"
 	"github.com/bitvault/bitvault/internal/testsupport/sigstoretest"
 	"github.com/bitvault/bitvault/release/config"
@@ -34,11 +28,10 @@ const (
 	// golden test keeps the two equal).
 	policyFile = "verify-images.yaml"
 	// what the shipped policy names (TestPolicyShape keeps these true)
-	shippedImages  = "ghcr.io/bitvault/*"
-	shippedIssuer  = "https://token.actions.githubusercontent.com"
-	shippedRekor   = "https://rekor.sigstore.dev"
-	repository     = "bitvault/bitvault" // buildDefinition.externalParameters.repository
-	builderIDField = "runDetails.builder.id"
+	shippedImages = "ghcr.io/bitvault/*"
+	shippedIssuer = "https://token.actions.githubusercontent.com"
+	shippedRekor  = "https://rekor.sigstore.dev"
+	repository    = "bitvault/bitvault" // buildDefinition.externalParameters.repository
 )
 
 // shippedSubjectRegExp is bvrelease.yaml's signing.identity_regexp — the release workflow of
@@ -54,12 +47,6 @@ var shippedSubjectRegExp = func() string {
 	}
 	return cfg.Signing.IdentityRegexp
 }()
-
-// builderCondition is the key of the provenance condition on the builder id: JMESPath's
-// regex_match of the identity pattern (Kyverno conditions have no regex operator).
-func builderCondition(pattern string) string {
-	return fmt.Sprintf("{{ regex_match('%s', %s) }}", pattern, builderIDField)
-}
 
 // the attestations the policy requires besides provenance (release/attest attaches them)
 var sbomAndScan = []string{attestation.SPDX, attestation.CycloneDX, attestation.Vuln}
@@ -126,93 +113,14 @@ func newReleaseTrust(t *testing.T) releaseTrust {
 }
 
 // kyvernoBinary returns the pinned Kyverno CLI, or skips (fails with BITVAULT_REQUIRE_TOOLS=1).
-func kyvernoBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := scan.FindKyverno()
-	if err == nil {
-		return bin
-	}
-	if os.Getenv("BITVAULT_REQUIRE_TOOLS") == "1" {
-		t.Fatal("BITVAULT_REQUIRE_TOOLS=1 but " + err.Error())
-	}
-	t.Skip("skipping: " + err.Error())
-	return ""
-}
+func kyvernoBinary(t *testing.T) string { t.Helper(); return kyvernotest.Binary(t) }
 
 func loadPolicy(t *testing.T) map[string]any { return loadYAML(t, policyFile) }
 
-func loadYAML(t *testing.T, file string) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p map[string]any
-	if err := yaml.Unmarshal(b, &p); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return p
-}
+func loadYAML(t *testing.T, file string) map[string]any { t.Helper(); return kyvernotest.Load(t, file) }
 
 // at walks a decoded YAML document: string keys index maps, ints index lists.
-func at(t *testing.T, v any, path ...any) any {
-	t.Helper()
-	for i, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, ok := v.(map[string]any)
-			if !ok {
-				t.Fatalf("%v: not a map", path[:i+1])
-			}
-			v = m[k]
-		case int:
-			l, ok := v.([]any)
-			if !ok || k >= len(l) {
-				t.Fatalf("%v: not a list with %d items", path[:i+1], k+1)
-			}
-			v = l[k]
-		}
-	}
-	return v
-}
-
-// keylessEntries are every keyless attestor of the first verifyImages entry, image and
-// attestation attestors alike.
-func keylessEntries(t *testing.T, vi any) []map[string]any {
-	t.Helper()
-	var sets []any
-	sets = append(sets, at(t, vi, "attestors").([]any)...)
-	for _, a := range at(t, vi, "attestations").([]any) {
-		l, _ := at(t, a, "attestors").([]any)
-		if len(l) == 0 {
-			t.Fatalf("%s: an attestations entry without attestors", policyFile)
-		}
-		sets = append(sets, l...)
-	}
-	var out []map[string]any
-	for _, s := range sets {
-		for _, e := range at(t, s, "entries").([]any) {
-			k, ok := at(t, e, "keyless").(map[string]any)
-			if !ok {
-				t.Fatalf("%s: attestor entry %v is not keyless", policyFile, e)
-			}
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// provenanceConditions are the condition lists of the slsa.dev/provenance/v1 attestation.
-func provenanceConditions(t *testing.T, vi any) []any {
-	t.Helper()
-	for _, a := range at(t, vi, "attestations").([]any) {
-		if at(t, a, "type") == attestation.SLSAProvenanceV1 {
-			return at(t, a, "conditions", 0, "all").([]any)
-		}
-	}
-	t.Fatalf("%s: no %s attestation", policyFile, attestation.SLSAProvenanceV1)
-	return nil
-}
+func at(t *testing.T, v any, path ...any) any { t.Helper(); return kyvernotest.At(t, v, path...) }
 
 // TestPolicyShape pins what the cluster policy requires, the parts testPolicy replaces
 // included: ghcr.io/bitvault/* images, keyless by bvrelease.yaml's signing identity, the release
@@ -225,7 +133,7 @@ func TestPolicyShape(t *testing.T) {
 	if p["apiVersion"] != "kyverno.io/v1" || p["kind"] != "ClusterPolicy" {
 		t.Fatalf("%s: %v %v, want a kyverno.io/v1 ClusterPolicy", policyFile, p["apiVersion"], p["kind"])
 	}
-	vi := at(t, p, "spec", "rules", 0, "verifyImages", 0)
+	vi := kyvernotest.VerifyImages(t, p)
 	for _, c := range []struct {
 		path []any
 		want any
@@ -249,7 +157,7 @@ func TestPolicyShape(t *testing.T) {
 	if slices.Sort(types); !slices.Equal(types, slices.Sorted(slices.Values(want))) {
 		t.Errorf("%s: attestations of types %v, want %v", policyFile, types, want)
 	}
-	entries := keylessEntries(t, vi)
+	entries := kyvernotest.KeylessEntries(t, vi)
 	if len(entries) != 1+len(want) {
 		t.Fatalf("%s: %d keyless attestors, want the image's and one per attestation", policyFile, len(entries))
 	}
@@ -261,9 +169,9 @@ func TestPolicyShape(t *testing.T) {
 			t.Errorf("%s: keyless attestor rekor %v, want url %s, log checked", policyFile, k["rekor"], shippedRekor)
 		}
 	}
-	conds := provenanceConditions(t, vi)
+	conds := kyvernotest.ProvenanceConditions(t, vi)
 	wantConds := map[string]any{
-		builderCondition(shippedSubjectRegExp):                true,
+		kyvernotest.BuilderCondition(shippedSubjectRegExp):    true,
 		"{{ buildDefinition.externalParameters.repository }}": repository,
 	}
 	for _, c := range conds {
@@ -289,116 +197,23 @@ type policyOpts struct {
 	rekorKey       []byte // empty: the log is not checked
 }
 
-// testPolicy is verify-images.yaml for the test registry: the image pattern, the keyless
-// subject pattern, issuer and roots (+ rekor pubkey and ctlog ignoreSCT: no Sigstore services
-// offline, and none is contacted) and the builder id pattern replaced; everything else as shipped.
+// testPolicy is verify-images.yaml (or o.source) for the test registry (kyvernotest.Policy):
+// the image pattern, the keyless subject pattern, issuer and roots (+ rekor pubkey and ctlog
+// ignoreSCT: no Sigstore services offline, and none is contacted) and the builder id pattern
+// replaced; everything else as shipped.
 func testPolicy(t *testing.T, dir string, o policyOpts) string {
 	t.Helper()
-	p := loadYAML(t, cmp.Or(o.source, policyFile))
-	vi := at(t, p, "spec", "rules", 0, "verifyImages", 0).(map[string]any)
-	vi["imageReferences"] = []any{o.images}
-	for _, k := range keylessEntries(t, vi) {
-		if o.subjectRegExp != "" {
-			k["subjectRegExp"] = o.subjectRegExp
-		}
-		k["issuer"], k["roots"] = o.issuer, string(o.roots)
-		if len(o.rekorKey) > 0 {
-			k["rekor"] = map[string]any{"url": o.rekorURL, "pubkey": string(o.rekorKey)}
-		} else {
-			// Kyverno 1.19 refuses a rekor without url ("An URL is required"), even ignoring the log.
-			k["rekor"] = map[string]any{"url": shippedRekor, "ignoreTlog": true}
-		}
-		k["ctlog"] = map[string]any{"ignoreSCT": true}
-	}
-	if o.builderPattern != "" {
-		replaced := false
-		for _, c := range provenanceConditions(t, vi) {
-			if m := c.(map[string]any); m["key"] == builderCondition(shippedSubjectRegExp) {
-				m["key"], replaced = builderCondition(o.builderPattern), true
-			}
-		}
-		if !replaced {
-			t.Fatalf("%s: no %s condition", policyFile, builderIDField)
-		}
-	}
-	b, err := yaml.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return kyvernotest.Policy(t, cmp.Or(o.source, policyFile), dir, kyvernotest.Trust{
+		Images: o.images, SubjectRegExp: o.subjectRegExp, Issuer: o.issuer, Roots: o.roots,
+		BuilderPattern: o.builderPattern, RekorURL: o.rekorURL, RekorKey: o.rekorKey,
+	})
 }
 
-const deploymentYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: bitvaultd
-  namespace: bitvault
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: bitvaultd}
-  template:
-    metadata:
-      labels: {app: bitvaultd}
-    spec:
-      containers:
-        - name: bitvaultd
-          image: %s
-`
-
-// report is what `kyverno apply --policy-report` prints on stdout: one result per rule and
-// resource, and their counts.
-type report struct {
-	Results []struct {
-		Message string `yaml:"message"`
-		Policy  string `yaml:"policy"`
-		Rule    string `yaml:"rule"`
-		Result  string `yaml:"result"`
-	} `yaml:"results"`
-	Summary struct {
-		Pass  int `yaml:"pass"`
-		Fail  int `yaml:"fail"`
-		Warn  int `yaml:"warn"`
-		Error int `yaml:"error"`
-		Skip  int `yaml:"skip"`
-	} `yaml:"summary"`
-}
-
-// runTool runs a CLI offline (no cluster; HOME, DOCKER_CONFIG and TUF_ROOT fresh temp dirs) in
-// dir ("": the package directory) and returns its exit status, stdout and stderr.
+// runTool runs a CLI offline (kyvernotest.Run) in dir ("": the package directory) and returns
+// its exit status, stdout and stderr.
 func runTool(t *testing.T, dir, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Join(tmp, "home"),
-		"DOCKER_CONFIG=" + filepath.Join(tmp, "docker"),
-		"TUF_ROOT=" + filepath.Join(tmp, "tuf"),
-		"TMPDIR=" + tmp,
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("%s %s: %v", filepath.Base(bin), strings.Join(args, " "), err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s: timed out\n%s%s", filepath.Base(bin), strings.Join(args, " "), errOut.String(), out.String())
-	}
-	return code, out.String(), errOut.String()
+	return kyvernotest.Run(t, dir, bin, args...)
 }
 
 // runKyverno runs the Kyverno CLI offline in the package directory.
@@ -407,33 +222,18 @@ func runKyverno(t *testing.T, bin string, args ...string) (code int, stdout, std
 	return runTool(t, "", bin, args...)
 }
 
-// deployment writes a Deployment of image into a temp dir and returns its path. (kyverno
-// splits --resource on commas: t.TempDir paths have none, subtest names must not either.)
+// deployment writes a Deployment of image (kyvernotest.Deployment) into a temp dir and returns
+// its path.
 func deployment(t *testing.T, image string) string {
 	t.Helper()
-	res := filepath.Join(t.TempDir(), "deployment.yaml")
-	if err := os.WriteFile(res, fmt.Appendf(nil, deploymentYAML, image), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return kyvernotest.WriteResource(t, kyvernotest.Deployment("bitvaultd", image))
 }
 
 // kyvernoApply runs `kyverno apply POLICY --resource DEPLOYMENT --registry --policy-report` on
 // a Deployment of image and returns its exit status, its report and its whole output.
-func kyvernoApply(t *testing.T, bin, policy, image string) (int, report, string) {
+func kyvernoApply(t *testing.T, bin, policy, image string) (int, kyvernotest.Report, string) {
 	t.Helper()
-	args := []string{"apply", policy, "--resource", deployment(t, image), "--registry", "--policy-report"}
-	code, stdout, stderr := runKyverno(t, bin, args...)
-	all := stderr + stdout
-	// the report follows kyverno's warnings (ClusterPolicy deprecated) on stdout
-	if i := strings.Index(stdout, "apiVersion: "); i >= 0 {
-		stdout = stdout[i:]
-	}
-	var r report
-	if err := yaml.Unmarshal([]byte(stdout), &r); err != nil || len(r.Results) == 0 {
-		t.Fatalf("kyverno %s: exit %d, no policy report with results (%v):\n%s", strings.Join(args, " "), code, err, all)
-	}
-	return code, r, all
+	return kyvernotest.Apply(t, bin, policy, deployment(t, image))
 }
 
 // TestShippedPolicyLoads gives Kyverno the policy exactly as shipped, with a Deployment of an

@@ -5,7 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/bitvault/bitvault/attest/admission"
+	"github.com/bitvault/bitvault/attest/attestation"
 	attestscan "github.com/bitvault/bitvault/attest/scan"
 	"github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/attest/sign/keyless"
@@ -96,6 +100,88 @@ func TestImage(t *testing.T) {
 			}
 			if (rep.Failed() == 0) != (tc.failed == nil) {
 				t.Errorf("Failed() = %d", rep.Failed())
+			}
+		})
+	}
+}
+
+// TestGeneratorProvenance: an image whose provenance comes from slsa-github-generator's
+// container generator (SLSA v0.2, signed by the generator's reusable workflow) passes when
+// bvrelease.yaml accepts that producer, and fails when only bvrelease's own is accepted or the
+// provenance names another repository.
+func TestGeneratorProvenance(t *testing.T) {
+	ctx := context.Background()
+	ss := sigstoretest.New(t, workflow)
+	ss.Env(t)
+	cfg := keyless.Config{FulcioURL: ss.FulcioURL, RekorURL: ss.RekorURL, TrustedRoot: ss.TrustedRoot(), IgnoreSCT: true}
+	release, err := keyless.FromEnv(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generatorWorkflow := sigstoretest.Workflow{Repository: "slsa-framework/slsa-github-generator", Ref: "refs/tags/v2.1.0",
+		WorkflowPath: ".github/workflows/generator_container_slsa3.yml", SHA: workflow.SHA, EventName: "push", RunID: "9"}
+	ss.SetWorkflow(generatorWorkflow)
+	generator, err := keyless.FromEnv(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attestGenerator := func(f registrytest.Fixture, repo string) {
+		t.Helper()
+		for _, ref := range append([]name.Digest{f.Index}, f.Children...) {
+			h, err := v1.NewHash(ref.DigestStr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmt, err := attestation.Statement(ref.Context().String(), h, admission.GeneratorPredicateType, map[string]any{
+				"builder":    map[string]any{"id": generatorWorkflow.Identity()},
+				"buildType":  admission.GeneratorBuildType,
+				"invocation": map[string]any{"configSource": map[string]any{"uri": "git+https://github.com/" + repo + "@" + workflow.Ref, "entryPoint": ".github/workflows/release.yml"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := attestation.Attach(ctx, ref, stmt, generator); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect := admission.Expect{
+		Policy:  sign.Policy{TrustedRoot: ss.TrustedRoot(), Identity: workflow.Identity(), Issuer: sigstoretest.GitHubIssuer, IgnoreSCT: true},
+		Builder: admission.Builder{Repository: workflow.Repository, Ref: workflow.Ref},
+		Allow:   &attestscan.AllowList{},
+	}
+	for _, tc := range []struct {
+		name      string
+		repo      string
+		producers []string
+		ok        bool
+		want      string
+	}{
+		{"generator accepted", workflow.Repository, []string{admission.ProducerBvrelease, admission.ProducerGenerator}, true, "slsa-github-generator"},
+		{"generator alone", workflow.Repository, []string{admission.ProducerGenerator}, true, "slsa-github-generator"},
+		{"only bvrelease accepted", workflow.Repository, nil, false, "SLSA provenance (cosign --type slsaprovenance1) missing"},
+		{"generator ran for another repository", "evil/bitvault", []string{admission.ProducerGenerator}, false, "source git+https://github.com/evil/bitvault@"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := registrytest.New(t, "bitvault/bitvaultd", 1)
+			attesttest.Attest(t, release, f.Index, f.Children, attesttest.Options{Skip: []string{attesttest.Provenance}})
+			attestGenerator(f, tc.repo)
+			e := expect
+			e.Producers = tc.producers
+			rep, err := admission.Image(ctx, f.Index, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rep.Checks {
+				if c.Check != "provenance" {
+					if c.Status == admission.Failed {
+						t.Errorf("%s %s failed: %s", c.Manifest, c.Check, c.Detail)
+					}
+					continue
+				}
+				if (c.Status == admission.OK) != tc.ok || !strings.Contains(c.Detail, tc.want) {
+					t.Errorf("%s provenance: %s %q, want ok=%v and %q", c.Manifest, c.Status, c.Detail, tc.ok, tc.want)
+				}
 			}
 		})
 	}

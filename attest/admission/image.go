@@ -28,7 +28,17 @@ type Expect struct {
 	// AllowUnscanned reports a platform manifest with no vulnerability attestation as NOT
 	// SCANNED instead of failing it (a dry-run without a vulnerability DB).
 	AllowUnscanned bool
+	// Producers are the accepted provenance producers (bvrelease.yaml policy.provenance):
+	// "bvrelease" (our SLSA v1, signed by the release identity) and/or "slsa-github-generator"
+	// (its container generator's SLSA v0.2). Empty means bvrelease only.
+	Producers []string
 }
+
+// Provenance producers.
+const (
+	ProducerBvrelease = "bvrelease"
+	ProducerGenerator = "slsa-github-generator"
+)
 
 // Check statuses.
 const (
@@ -113,10 +123,10 @@ func Image(ctx context.Context, ref name.Digest, e Expect, opts ...remote.Option
 		if want.ID == "" && want.IDRegexp == "" && isURI(vs[0].Identity) {
 			want.ID = vs[0].Identity
 		}
-		if id, err := Provenance(ctx, t.ref, e.Policy, want, opts...); err != nil {
+		if detail, err := anyProvenance(ctx, t.ref, e, want, opts...); err != nil {
 			add("provenance", Failed, err.Error())
 		} else {
-			add("provenance", OK, "SLSA v1, builder "+id)
+			add("provenance", OK, detail)
 		}
 		if _, err := SBOMs(ctx, t.ref, e.Policy, opts...); err != nil {
 			add("sbom", Failed, err.Error())
@@ -159,4 +169,35 @@ func issuerSuffix(iss string) string {
 func isURI(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme != "" && !strings.Contains(s, ",")
+}
+
+// anyProvenance accepts the provenance of any producer e allows; the error names what each
+// lacked.
+func anyProvenance(ctx context.Context, ref name.Digest, e Expect, want Builder, opts ...remote.Option) (string, error) {
+	producers := e.Producers
+	if len(producers) == 0 {
+		producers = []string{ProducerBvrelease}
+	}
+	var errs []string
+	for _, p := range producers {
+		switch p {
+		case ProducerBvrelease:
+			id, err := Provenance(ctx, ref, e.Policy, want, opts...)
+			if err == nil {
+				return "SLSA v1, builder " + id, nil
+			}
+			errs = append(errs, err.Error())
+		case ProducerGenerator:
+			gen := want
+			gen.ID, gen.IDRegexp = "", ""
+			id, err := GeneratorProvenance(ctx, ref, e.Policy, gen, opts...)
+			if err == nil {
+				return "SLSA v0.2 (slsa-github-generator), builder " + id, nil
+			}
+			errs = append(errs, err.Error())
+		default:
+			errs = append(errs, fmt.Sprintf("unknown provenance producer %q", p))
+		}
+	}
+	return "", errors.New(strings.Join(errs, "; or "))
 }

@@ -20,6 +20,7 @@ import (
 	attestsign "github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/release/config"
 	"github.com/bitvault/bitvault/release/sign"
+	"github.com/bitvault/bitvault/release/trust"
 )
 
 type verifyOptions struct {
@@ -110,8 +111,8 @@ func (o *verifyOptions) expect() (admission.Expect, error) {
 			return e, err
 		}
 	case trustedRoot != "":
-		if p.TrustedRoot, err = os.ReadFile(trustedRoot); err != nil {
-			return e, err
+		if p.TrustedRoot, _, err = trust.TrustedRoot(trustedRoot); err != nil {
+			return e, usageError{fmt.Errorf("--trusted-root: %w", err)}
 		}
 	case o.IgnoreTlog:
 		return e, usageError{errors.New("--insecure-ignore-tlog: say whom to trust with --ca-roots or --key")}
@@ -119,11 +120,7 @@ func (o *verifyOptions) expect() (admission.Expect, error) {
 		if p.Identity == "" && p.IdentityRegexp == "" {
 			return e, usageError{errors.New("say whom to trust: --certificate-identity(-regexp) and --certificate-oidc-issuer (or bvrelease.yaml's signing section) with --trusted-root, --ca-roots ROOTS.pem --insecure-ignore-tlog, or --key PUBLIC.pem")}
 		}
-		tr, err := root.FetchTrustedRoot()
-		if err != nil {
-			return e, fmt.Errorf("fetching Sigstore's public-good trusted root: %w (offline: give --trusted-root)", err)
-		}
-		if p.TrustedRoot, err = tr.MarshalJSON(); err != nil {
+		if p.TrustedRoot, _, err = trust.TrustedRoot(""); err != nil {
 			return e, err
 		}
 	}
@@ -132,7 +129,7 @@ func (o *verifyOptions) expect() (admission.Expect, error) {
 		if err != nil {
 			return e, usageError{fmt.Errorf("--trusted-root: %w", err)}
 		}
-		p.IgnoreSCT = len(tr.CTLogs()) == 0 // a private CA without a CT log issues no SCTs
+		p.IgnoreSCT = trust.IgnoreSCT(tr)
 	}
 	if p.PublicKey == nil && (p.Identity == "" && p.IdentityRegexp == "" || p.Issuer == "") {
 		return e, usageError{errors.New("certificates need --certificate-identity (or -regexp) and --certificate-oidc-issuer, or bvrelease.yaml's signing section")}
@@ -149,6 +146,9 @@ func (o *verifyOptions) expect() (admission.Expect, error) {
 		e.Allow = nil
 	}
 	e.AllowUnscanned = o.AllowUnscanned
+	if cfg != nil {
+		e.Producers = cfg.Policy.Provenance
+	}
 	return e, nil
 }
 

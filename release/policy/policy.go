@@ -21,6 +21,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/bitvault/bitvault/attest/admission"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,10 +59,10 @@ const (
 // through GitHub Actions' OIDC issuer by Sigstore's public Fulcio, the attestation logged in the
 // public Rekor.
 const (
-	GeneratorPredicateType  = "https://slsa.dev/provenance/v0.2"
-	GeneratorBuildType      = "https://github.com/slsa-framework/slsa-github-generator/container@v1"
-	GeneratorIdentityRegexp = `^https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/generator_container_slsa3\.yml@refs/tags/v[0-9]+\.[0-9]+\.[0-9]+$`
-	GitHubIssuer            = "https://token.actions.githubusercontent.com"
+	GeneratorPredicateType  = admission.GeneratorPredicateType
+	GeneratorBuildType      = admission.GeneratorBuildType
+	GeneratorIdentityRegexp = admission.GeneratorIdentityRegexp
+	GitHubIssuer            = admission.GitHubIssuer
 	PublicFulcio            = "https://fulcio.sigstore.dev"
 	PublicRekor             = "https://rekor.sigstore.dev"
 )

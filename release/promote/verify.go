@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bitvault/bitvault/release/trust"
 	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/bitvault/bitvault/attest/admission"
 	attestscan "github.com/bitvault/bitvault/attest/scan"
-	attestsign "github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/release/config"
 )
 
@@ -83,40 +82,11 @@ func PolicyExpect(cfg *config.Config, policyPath string, builder admission.Build
 // public-good root), provenance from the same identity, every platform
 // manifest scanned clean (with the allow-list beside the configuration).
 func ConfigExpect(cfg *config.Config, trustedRoot string) (admission.Expect, error) {
-	var e admission.Expect
 	sg := cfg.Signing
 	if sg.Identity == "" && sg.IdentityRegexp == "" {
-		return e, &InputError{Msg: fmt.Sprintf("%s: signing: names no identity (identity or identity_regexp, with issuer): promotion verifies every image against the release signer", cfg.Path)}
+		return admission.Expect{}, &InputError{Msg: fmt.Sprintf("%s: signing: names no identity (identity or identity_regexp, with issuer): promotion verifies every image against the release signer", cfg.Path)}
 	}
-	p := attestsign.Policy{Identity: sg.Identity, IdentityRegexp: sg.IdentityRegexp, Issuer: sg.Issuer}
-	if trustedRoot == "" && sg.TrustedRoot != "" {
-		trustedRoot = cfg.Abs(sg.TrustedRoot)
-	}
-	if trustedRoot != "" {
-		data, err := os.ReadFile(trustedRoot)
-		if err != nil {
-			return e, fmt.Errorf("trusted root: %w", err)
-		}
-		p.TrustedRoot = data
-	} else {
-		tr, err := root.FetchTrustedRoot()
-		if err != nil {
-			return e, fmt.Errorf("fetching Sigstore's public-good trusted root: %w (offline: give a trusted root)", err)
-		}
-		if p.TrustedRoot, err = tr.MarshalJSON(); err != nil {
-			return e, err
-		}
-	}
-	tr, err := root.NewTrustedRootFromJSON(p.TrustedRoot)
-	if err != nil {
-		return e, fmt.Errorf("trusted root %s: %w", trustedRoot, err)
-	}
-	p.IgnoreSCT = len(tr.CTLogs()) == 0 // a private CA without a CT log issues no SCTs
-	e.Policy = p
-	if e.Allow, err = attestscan.LoadAllowList(cfg.Abs(attestscan.DefaultAllowList)); err != nil {
-		return e, err
-	}
-	return e, nil
+	return trust.Expect(cfg, trustedRoot)
 }
 
 // IsVerifyError reports whether err refused the promotion for failed checks.

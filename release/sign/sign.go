@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bitvault/bitvault/release/trust"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,7 +31,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore-go/pkg/root"
 
 	attestsign "github.com/bitvault/bitvault/attest/sign"
 	"github.com/bitvault/bitvault/attest/sign/keyless"
@@ -75,28 +75,16 @@ func signer(ctx context.Context, r *release.Release) (attestsign.Signer, error) 
 func keylessSigner(ctx context.Context, r *release.Release) (attestsign.Signer, error) {
 	sg := r.Config.Signing
 	fulcio, rekor, trPath := or(r.FulcioURL, sg.Fulcio), or(r.RekorURL, sg.Rekor), or(r.TrustedRoot, sg.TrustedRoot)
-	var tr []byte
-	var err error
 	if trPath != "" {
-		if tr, err = os.ReadFile(r.Config.Abs(trPath)); err != nil {
-			return nil, fmt.Errorf("trusted root: %w (give a Sigstore trusted_root.json with --trusted-root or signing.trusted_root)", err)
-		}
+		trPath = r.Config.Abs(trPath)
 	} else {
 		r.Logf("sign: fetching Sigstore's public-good trusted root (TUF)")
-		pub, err := root.FetchTrustedRoot()
-		if err != nil {
-			return nil, fmt.Errorf("fetching Sigstore's trusted root: %w (offline: give --trusted-root)", err)
-		}
-		if tr, err = pub.MarshalJSON(); err != nil {
-			return nil, err
-		}
 	}
-	parsed, err := root.NewTrustedRootFromJSON(tr)
+	tr, parsed, err := trust.TrustedRoot(trPath)
 	if err != nil {
-		return nil, fmt.Errorf("trusted root %s: %w", trPath, err)
+		return nil, fmt.Errorf("%w (--trusted-root or signing.trusted_root)", err)
 	}
-	// A private Fulcio with no CT log in its trusted root issues no SCTs.
-	ignoreSCT := len(parsed.CTLogs()) == 0
+	ignoreSCT := trust.IgnoreSCT(parsed)
 	s, err := keyless.FromEnv(ctx, keyless.Config{
 		FulcioURL: fulcio, RekorURL: rekor, TrustedRoot: tr, IgnoreSCT: ignoreSCT,
 		Notify: func(attempt int, err error, wait time.Duration) {

@@ -180,6 +180,7 @@ type Record struct {
 	// Promotions: this release's digests proposed to GitOps environments
 	// (release/promote), one entry per environment, the latest attempt.
 	Promotions []PromotionRecord `json:"promotions,omitempty"`
+	Policies   PoliciesRecord    `json:"policies,omitzero"`
 }
 
 // PromotionRecord is the promotion of the release's digests to one environment.
@@ -375,6 +376,14 @@ type CLIUploadRecord struct {
 	URL        string   `json:"url,omitempty"`
 	Uploaded   []string `json:"uploaded,omitempty"` // asset names
 	Kept       []string `json:"kept,omitempty"`     // already there with the same content
+}
+
+// PoliciesRecord says which admission policies the release generated (dist/policies) and
+// whether the committed ones match them.
+type PoliciesRecord struct {
+	Dir     string   `json:"dir,omitempty"`
+	Files   []string `json:"files,omitempty"`
+	Current bool     `json:"committed_current"`
 }
 
 // Digest parses an artifact's recorded index digest.

@@ -7,6 +7,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/bitvault/bitvault/release/policystage"
 	"time"
 
 	"github.com/bitvault/bitvault/release"
@@ -31,13 +32,13 @@ import (
 // `bvrelease promote`).
 func Release() []release.Stage {
 	return []release.Stage{plan.Stage{}, standins.Stage{}, build.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{},
-		publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, record.Stage{}, promote.Stage{}}
+		publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, policystage.Stage{}, record.Stage{}, promote.Stage{}}
 }
 
 // Publish publishes what is built: plan → check → sbom → scan → publish → sign → attest → dist → verify → record
 // (check, sbom and scan skip what an earlier run already did).
 func Publish() []release.Stage {
-	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, record.Stage{}}
+	return []release.Stage{plan.Stage{}, check.Stage{}, sbom.Stage{}, scan.Stage{}, publish.Stage{}, sign.Stage{}, attest.Stage{}, dist.Stage{}, verify.Stage{}, policystage.Stage{}, record.Stage{}}
 }
 
 // Build is the pipeline up to built images: plan → bases → build.

@@ -67,6 +67,13 @@ func Summary(w io.Writer, rec release.Record, recordPath string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Ref, b.Used, d, strings.Join(b.UsedBy, ", "))
 	}
 	fmt.Fprintln(tw)
+	if len(rec.Policies.Files) > 0 {
+		state := "committed policies/ up to date"
+		if !rec.Policies.Current {
+			state = "committed policies/ STALE: run 'bvrelease policy'"
+		}
+		fmt.Fprintf(tw, "POLICIES\t%s/{%s}\t%s\n\n", rec.Policies.Dir, strings.Join(rec.Policies.Files, ","), state)
+	}
 	if len(rec.Promotions) > 0 {
 		promotions(tw, rec)
 	}

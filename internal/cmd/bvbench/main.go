@@ -286,7 +286,7 @@ func chain(ctx context.Context, cfg *config.Config, work string, d *buildkitd.Da
 		secs := time.Since(start).Seconds()
 		label := "stage " + st.Name() + ", all images × 2 platforms"
 		switch st.Name() {
-		case "dist", "promote", "record": // not the image attestation chain: reported on their own
+		case "dist", "policy", "promote", "record": // not the image attestation chain: reported on their own
 			label = "stage " + st.Name()
 		default:
 			total += secs

@@ -123,7 +123,7 @@ gitops:
 		{"dry-run record without --dry-run", nil, []string{"promote", "--env", "dev", "--from", filepath.Join(dry, "release.json")}, exitUsage,
 			[]string{"is a dry-run release", "only be promoted with --dry-run"}},
 		{"dry-run record", nil, []string{"promote", "--env", "dev", "--from", filepath.Join(dry, "release.json"), "--dry-run", "--dist", dry}, 0,
-			[]string{"vuln not-scanned", "DIFF (", "+    digest: " + dryDigest + " # not yet promoted", "PULL REQUEST BODY (", "## Promote bitvault v0.0.0-abcdef-dirty to dev",
+			[]string{"vuln not-scanned", "DIFF (", "+    digest: " + dryDigest + " # set by bvrelease promote", "PULL REQUEST BODY (", "## Promote bitvault v0.0.0-abcdef-dirty to dev",
 				"dry-run: would propose bitvaultd to dev on bitvault/gitops as branch bvrelease/promote-dev-v0.0.0-abcdef-dirty"}},
 		{"no record", nil, []string{"promote", "--env", "dev", "--dry-run"}, exitUsage, []string{"no release record at", "--digest"}},
 	} {

@@ -293,7 +293,9 @@ func TestRuntimeProof(t *testing.T) {
 		path     string
 		want     string
 	}{
-		{"bitvaultd", func(p int) []string { return []string{fmt.Sprintf("BITVAULT_HTTP_ADDR=127.0.0.1:%d", p), "BITVAULT_DB=none"} }, "/healthz", ""},
+		{"bitvaultd", func(p int) []string {
+			return []string{fmt.Sprintf("BITVAULT_HTTP_ADDR=127.0.0.1:%d", p), "BITVAULT_DB=none"}
+		}, "/healthz", ""},
 		{"bitvault-worker", func(p int) []string { return []string{fmt.Sprintf("BITVAULT_HTTP_ADDR=127.0.0.1:%d", p)} }, "/readyz", "ok"},
 		{"bitvault-web", func(p int) []string { return []string{fmt.Sprintf("PORT=%d", p), "HOSTNAME=127.0.0.1"} }, "/", "BitVault"},
 	} {

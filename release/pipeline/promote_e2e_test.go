@@ -145,6 +145,7 @@ func TestReleasePromoteAdmit(t *testing.T) {
 	if changed := gitopstest.Git(t, bare, "diff", "--name-only", g.Base, branch); changed != file {
 		t.Errorf("the promotion changed %q, want only %s", changed, file)
 	}
+	t.Logf("git diff %s %s:\n%s", g.Base, branch, gitopstest.Git(t, bare, "diff", g.Base, branch))
 	before, after := gitopstest.Show(t, bare, g.Base, file), gitopstest.Show(t, bare, branch, file)
 	onlyDigestLines(t, file, before, after, released)
 	var rec2 release.Record // the promotion is recorded in the release record it promoted
@@ -276,6 +277,9 @@ func promoteFrom(t *testing.T, cfg *config.Config, recordPath, env, trusted, rem
 	t.Logf("promote:\n%s", log.String())
 	if err != nil {
 		t.Fatalf("promote --env %s --from %s: %v", env, recordPath, err)
+	}
+	if len(res.Reports) != len(res.Images) {
+		t.Errorf("%d verification reports for %d images", len(res.Reports), len(res.Images))
 	}
 	for _, rep := range res.Reports {
 		if rep.Failed() != 0 {

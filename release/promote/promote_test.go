@@ -168,7 +168,7 @@ func assertOnlyDigests(t *testing.T, bare, branch, file string, images ...promot
 		changed++
 		ok := false
 		for _, im := range images {
-			if strings.Contains(after[i], "digest: "+im.Digest+" # not yet promoted") && strings.HasPrefix(strings.TrimSpace(before[i]), "digest: sha256:0000") {
+			if strings.Contains(after[i], "digest: "+im.Digest+" # set by bvrelease promote") && strings.HasPrefix(strings.TrimSpace(before[i]), "digest: sha256:0000") {
 				ok = true
 			}
 		}
@@ -453,8 +453,8 @@ func TestPromoteDryRun(t *testing.T) {
 	}
 	d := f.images["bitvaultd"].Digest
 	wantDiff := "--- a/envs/dev/values.dev.yaml\n+++ b/envs/dev/values.dev.yaml\n@@ -7,13 +7,13 @@\n bitvaultd:\n   image:\n     repository: ghcr.io/bitvault/bitvaultd\n" +
-		"-    digest: sha256:0000000000000000000000000000000000000000000000000000000000000000 # not yet promoted\n" +
-		"+    digest: " + d + " # not yet promoted\n"
+		"-    digest: sha256:0000000000000000000000000000000000000000000000000000000000000000 # set by bvrelease promote\n" +
+		"+    digest: " + d + " # set by bvrelease promote\n"
 	diff, _ := os.ReadFile(res.DiffPath)
 	plus, minus := 0, 0
 	for _, l := range strings.Split(string(diff), "\n") {
@@ -475,7 +475,7 @@ func TestPromoteDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	gitopstest.Git(t, applied, "apply", res.DiffPath)
-	if got, _ := os.ReadFile(filepath.Join(applied, "envs/dev/values.dev.yaml")); !strings.Contains(string(got), "digest: "+d+" # not yet promoted") {
+	if got, _ := os.ReadFile(filepath.Join(applied, "envs/dev/values.dev.yaml")); !strings.Contains(string(got), "digest: "+d+" # set by bvrelease promote") {
 		t.Errorf("git apply of the diff gave:\n%s", got)
 	}
 	if body, _ := os.ReadFile(res.BodyPath); string(body) != res.Body || !strings.Contains(res.Body, "| bitvault-worker | `bitvault-worker.image.digest` | `"+f.images["bitvault-worker"].Ref()+"`") {

@@ -6,11 +6,17 @@
 //	bitvaultd migrate                 apply the database migrations and exit
 //	bitvaultd admin create-tenant     create a tenant and its owner (password on stdin)
 //
-// It serves the probes (/healthz, /readyz), GET /v1/version and the identity API (/v1/auth/*,
-// /v1/api-tokens, /v1/tenants); the other modules (files, storage, sync, sharing, ...) are
-// added by later work. It is configured through BITVAULT_* environment variables (see
-// internal/platform/config and internal/identity), writes only to BITVAULT_DATA_DIR (default
-// /tmp), logs JSON lines to stdout and drains on SIGTERM.
+// It serves the probes (/healthz, /readyz), GET /v1/version, the identity API (/v1/auth/*,
+// /v1/api-tokens, /v1/tenants) and the files API (/v1/files, /v1/folders, /v1/nodes,
+// /v1/trash); the other modules (sync, sharing, ...) are added by later work. It is
+// configured through BITVAULT_* environment variables (see internal/platform/config,
+// internal/identity, internal/storage and internal/files), writes only to BITVAULT_DATA_DIR
+// (default /tmp), logs JSON lines to stdout and drains on SIGTERM.
+//
+// The object store is BITVAULT_STORAGE: s3 (an S3-compatible store, BITVAULT_S3_*), fs
+// (files under BITVAULT_STORAGE_DIR, uploaded and downloaded through bitvaultd's own
+// /v1/blobs/ with signed URLs based on BITVAULT_PUBLIC_URL: the single-binary dev setup) or
+// none (the files API answers 503). It is required with a database.
 //
 // The database is PostgreSQL: BITVAULT_DATABASE_URL (the bitvault_app role, required) and,
 // optionally, BITVAULT_DATABASE_OWNER_URL (the schema owner), with which serve applies pending
@@ -32,8 +38,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/platform/app"
@@ -41,6 +49,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/platform/health"
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
 	"github.com/bitvault/bitvault/service/internal/platform/server"
+	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -107,9 +116,22 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		env.Checks.Add("database", health.NotConfigured(config.EnvDB+"=none"))
 		return app.Module{Routes: func(mux *http.ServeMux) {
 			identity.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			files.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 		}}, nil
 	}
 	idcfg, err := identity.LoadConfig(env.Lookup)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
+	stcfg, err := storage.LoadConfig(env.Lookup, env.Config.DataDir, idcfg.TokenKey)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
+	fcfg, err := files.LoadConfig(env.Lookup)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
+	store, err := storage.Open(stcfg)
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
@@ -129,9 +151,44 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		return app.Module{}, err
 	}
 	env.Checks.Add("database", func(ctx context.Context) error { return pool.Ping(ctx) })
+	routes := []func(*http.ServeMux){func(mux *http.ServeMux) { svc.Routes(mux, env.Logger) }}
+
+	env.Logger.Info("object store", slog.String("storage", stcfg.String()))
+	if store == nil {
+		env.Logger.Warn("running without an object store (" + storage.EnvStorage + "=none): the files API answers 503")
+		env.Checks.Add("storage", health.NotConfigured(storage.EnvStorage+"=none"))
+		routes = append(routes, func(mux *http.ServeMux) {
+			files.UnavailableRoutes(mux, "no object store configured ("+storage.EnvStorage+"=none)")
+		})
+	} else {
+		fsvc, err := files.New(pool, store, fcfg, env.Logger)
+		if err != nil {
+			pool.Close()
+			return app.Module{}, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := store.Ping(pctx); err != nil {
+			// Readiness reports it until the store is reachable.
+			env.Logger.Warn("object store not reachable yet", slog.String("error", err.Error()))
+		}
+		cancel()
+		env.Checks.Add("storage", store.Ping)
+		routes = append(routes, func(mux *http.ServeMux) {
+			fsvc.Routes(mux, func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler {
+				return svc.Authenticated(env.Logger, next)
+			})
+			if fs, ok := store.(*storage.FS); ok {
+				mux.Handle(storage.BlobsPath, fs.Handler())
+			}
+		})
+	}
 	return app.Module{
-		Routes: func(mux *http.ServeMux) { svc.Routes(mux, env.Logger) },
-		Close:  pool.Close,
+		Routes: func(mux *http.ServeMux) {
+			for _, r := range routes {
+				r(mux)
+			}
+		},
+		Close: pool.Close,
 	}, nil
 }
 

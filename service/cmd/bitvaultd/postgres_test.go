@@ -21,15 +21,18 @@ import (
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
+	"github.com/bitvault/bitvault/service/internal/testsupport/s3test"
 )
 
 func TestMain(m *testing.M) {
 	// The template is migrated so that the cluster has the app role; some tests use empty
 	// databases that bitvaultd itself migrates.
-	code := pgtest.Main(m, pgtest.Options{Template: func(ctx context.Context, ownerDSN string) error {
-		_, err := db.MigrateURL(ctx, ownerDSN, 0, nil)
-		return err
-	}})
+	code := s3test.Main(func() int {
+		return pgtest.Main(m, pgtest.Options{Template: func(ctx context.Context, ownerDSN string) error {
+			_, err := db.MigrateURL(ctx, ownerDSN, 0, nil)
+			return err
+		}})
+	})
 	if shared.dir != "" {
 		_ = os.RemoveAll(shared.dir)
 	}
@@ -94,6 +97,7 @@ func baseEnv(t *testing.T, extra ...string) []string {
 		"BITVAULT_DRAIN_DELAY=0s",
 		"BITVAULT_SHUTDOWN_TIMEOUT=5s",
 		"BITVAULT_DATA_DIR=" + t.TempDir(),
+		"BITVAULT_STORAGE=none",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
 }
@@ -161,9 +165,13 @@ func TestBinaryWithPostgres(t *testing.T) {
 	}
 	wg.Wait()
 	for _, base := range bases {
-		if code, body := processtest.Get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(string(body), `"database":{"status":"ok"}`) {
-			t.Fatalf("/readyz = %d %s, want 200 with the database ok", code, body)
+		if code, body := processtest.Get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(string(body), `"database":{"status":"ok"}`) ||
+			!strings.Contains(string(body), `"storage":{"status":"not_configured"`) {
+			t.Fatalf("/readyz = %d %s, want 200 with the database ok and no storage", code, body)
 		}
+	}
+	if code, body := post(t, bases[0]+"/v1/files", "", `{}`); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "BITVAULT_STORAGE=none") {
+		t.Errorf("POST /v1/files without storage = %d %s, want 503", code, body)
 	}
 	applied := 0
 	for _, p := range procs {
@@ -236,6 +244,8 @@ func TestBinaryStartRefused(t *testing.T) {
 	}{
 		{"no database URL", nil, 2, "BITVAULT_DATABASE_URL is required"},
 		{"no token key", []string{"BITVAULT_DATABASE_URL=" + d.AppDSN}, 2, "BITVAULT_TOKEN_KEY is required"},
+		{"no storage", []string{"BITVAULT_DATABASE_URL=" + d.AppDSN, key, "BITVAULT_STORAGE="}, 2, "BITVAULT_STORAGE is required"},
+		{"fs storage without public URL", []string{"BITVAULT_DATABASE_URL=" + d.AppDSN, key, "BITVAULT_STORAGE=fs"}, 2, "BITVAULT_PUBLIC_URL is required"},
 		{"superuser", []string{"BITVAULT_DATABASE_URL=" + d.SuperDSN, key}, 1, "superuser"},
 		{"owner as app role", []string{"BITVAULT_DATABASE_URL=" + d.OwnerDSN, key}, 1, "owns tables"},
 		{"not migrated, no owner URL", []string{"BITVAULT_DATABASE_URL=" + empty.AppDSN, key}, 1, "bitvaultd migrate"},

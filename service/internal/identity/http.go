@@ -99,6 +99,15 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
+// Authenticated is the authentication middleware for other modules' handlers: it runs next
+// with the principal of the request's bearer token (an access token or an API token), or
+// answers 401 with a WWW-Authenticate challenge. Authorization stays with the caller
+// (Authorize).
+func (s *Service) Authenticated(logger *slog.Logger, next func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+	h := &handlers{s: s, logger: logger}
+	return h.authenticated(next)
+}
+
 // authenticated runs next with the request's principal, or answers 401.
 func (h *handlers) authenticated(next func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,25 @@ const (
 	CodeRateLimited       = "rate_limited"
 	CodeInternal          = "internal"
 	CodeUnavailable       = "unavailable"
+
+	// Files and storage.
+
+	// CodeConflict: the request conflicts with the current state of a resource (moving a
+	// folder into itself, restoring into a folder that is in the trash, ...).
+	CodeConflict = "conflict"
+	// CodeVersionConflict: a commit's base version is not the current one; the upload was
+	// kept as a conflicted copy.
+	CodeVersionConflict = "version_conflict"
+	// CodeUploadIncomplete: the upload's bytes are not in the object store (yet).
+	CodeUploadIncomplete = "upload_incomplete"
+	// CodeSizeMismatch and CodeHashMismatch: the uploaded bytes are not what was declared;
+	// the upload is rejected.
+	CodeSizeMismatch = "size_mismatch"
+	CodeHashMismatch = "hash_mismatch"
+	// CodeQuotaExceeded: the tenant's byte or file quota does not allow the upload.
+	CodeQuotaExceeded = "quota_exceeded"
+	// CodeFileTooLarge: larger than the largest file accepted.
+	CodeFileTooLarge = "file_too_large"
 )
 
 var statuses = map[string]int{
@@ -62,6 +81,13 @@ var statuses = map[string]int{
 	CodeRateLimited:       http.StatusTooManyRequests,
 	CodeInternal:          http.StatusInternalServerError,
 	CodeUnavailable:       http.StatusServiceUnavailable,
+	CodeConflict:          http.StatusConflict,
+	CodeVersionConflict:   http.StatusConflict,
+	CodeUploadIncomplete:  http.StatusConflict,
+	CodeSizeMismatch:      http.StatusUnprocessableEntity,
+	CodeHashMismatch:      http.StatusUnprocessableEntity,
+	CodeQuotaExceeded:     http.StatusRequestEntityTooLarge,
+	CodeFileTooLarge:      http.StatusRequestEntityTooLarge,
 }
 
 // Status is the HTTP status of code; an unknown code is a 500.

@@ -63,6 +63,8 @@ func TestStatusAndWriteError(t *testing.T) {
 		CodeInvalidArgument: 400, CodeUnauthenticated: 401, CodeTokenExpired: 401, CodePermissionDenied: 403,
 		CodeInsufficientScope: 403, CodeNotFound: 404, CodeMethodNotAllowed: 405, CodeAlreadyExists: 409,
 		CodeRequestTooLarge: 413, CodeRateLimited: 429, CodeInternal: 500, CodeUnavailable: 503, "no_such_code": 500,
+		CodeConflict: 409, CodeVersionConflict: 409, CodeUploadIncomplete: 409, CodeSizeMismatch: 422, CodeHashMismatch: 422,
+		CodeQuotaExceeded: 413, CodeFileTooLarge: 413,
 	} {
 		if got := Status(code); got != want {
 			t.Errorf("Status(%q) = %d, want %d", code, got, want)

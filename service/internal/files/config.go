@@ -1,0 +1,58 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variables read by LoadConfig.
+const (
+	// EnvQuotaBytes and EnvQuotaFiles are the default per-tenant quotas (a tenant's quotas
+	// row overrides them); unset or 0: unlimited.
+	EnvQuotaBytes = "BITVAULT_QUOTA_BYTES"
+	EnvQuotaFiles = "BITVAULT_QUOTA_FILES"
+	// EnvUploadTTL is how long an upload may take between POST /v1/files and its commit
+	// (default 1h).
+	EnvUploadTTL = "BITVAULT_UPLOAD_TTL"
+	// EnvDownloadTTL is the lifetime of presigned downloads (default 5m).
+	EnvDownloadTTL = "BITVAULT_DOWNLOAD_TTL"
+)
+
+// LoadConfig reads the files settings through lookup.
+func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
+	get := func(key string) string {
+		v, _ := lookup(key)
+		return strings.TrimSpace(v)
+	}
+	var c Config
+	var errs []error
+	count := func(key string, dst *int64) {
+		if v := get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a number >= 0 (0: unlimited)", key, v))
+			}
+			*dst = n
+		}
+	}
+	count(EnvQuotaBytes, &c.BytesLimit)
+	count(EnvQuotaFiles, &c.FilesLimit)
+	ttl := func(key string, dst *time.Duration, lo, hi time.Duration) {
+		if v := get(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < lo || d > hi {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration between %s and %s", key, v, lo, hi))
+			}
+			*dst = d
+		}
+	}
+	ttl(EnvUploadTTL, &c.UploadTTL, time.Minute, 7*24*time.Hour)
+	ttl(EnvDownloadTTL, &c.DownloadTTL, 10*time.Second, 7*24*time.Hour)
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return c, nil
+}

@@ -90,7 +90,7 @@ func SPDX(ctx context.Context, dir string, o Options) ([]byte, error) {
 	}
 	defer src.Close() //nolint:errcheck // nothing to release for a directory
 
-	s, err := syft.CreateSBOM(ctx, src, createConfig())
+	s, err := syft.CreateSBOM(ctx, src, attestsbom.CreateConfig())
 	if err != nil {
 		return nil, fmt.Errorf("sbom %s: syft: %w", o.Archive, err)
 	}
@@ -114,27 +114,6 @@ func SPDX(ctx context.Context, dir string, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("sbom %s: the document names the scanned directory %s (not reproducible)", o.Archive, dir)
 	}
 	return buf.Bytes(), nil
-}
-
-// createConfig is attest/sbom's: syft's defaults, every remote or
-// host-dependent look-up off, the tool version fixed.
-func createConfig() *syft.CreateSBOMConfig {
-	cfg := syft.DefaultCreateSBOMConfig().WithTool("syft", attestsbom.SyftVersion())
-	g := cfg.Packages.Golang
-	g.SearchRemoteLicenses = false
-	g.SearchLocalModCacheLicenses = false
-	g.SearchLocalVendorLicenses = false
-	g.LocalModCacheDir = ""
-	g.LocalVendorDir = ""
-	g.UsePackagesLib = false
-	g.Proxies = nil
-	g.NoProxy = nil
-	cfg.Packages.Golang = g
-	cfg.Packages.JavaScript.SearchRemoteLicenses = false
-	cfg.Packages.JavaArchive.UseNetwork = false
-	cfg.Packages.JavaArchive.UseMavenLocalRepository = false
-	cfg.Packages.Python.SearchRemoteLicenses = false
-	return cfg
 }
 
 // Packages counts the packages an SPDX document lists besides the described

@@ -183,7 +183,7 @@ func Generate(ctx context.Context, img v1.Image, o Options) (*Documents, error) 
 	})
 	defer src.Close() //nolint:errcheck // removes the unpacked layers
 
-	s, err := syft.CreateSBOM(ctx, src, createConfig())
+	s, err := syft.CreateSBOM(ctx, src, CreateConfig())
 	if err != nil {
 		return nil, fmt.Errorf("sbom %s %s: syft: %w", o.Name, o.Platform, err)
 	}
@@ -249,9 +249,9 @@ func checkImage(img v1.Image, o Options, plat platform) error {
 	return nil
 }
 
-// createConfig is syft's default cataloging for an image source with every remote or host-dependent
-// look-up switched off and the tool version fixed.
-func createConfig() *syft.CreateSBOMConfig {
+// CreateConfig is syft's default cataloging with every remote or host-dependent look-up
+// switched off and the tool version fixed: deterministic, offline. attest/dirsbom uses it too.
+func CreateConfig() *syft.CreateSBOMConfig {
 	cfg := syft.DefaultCreateSBOMConfig().WithTool("syft", SyftVersion())
 	g := cfg.Packages.Golang
 	g.SearchRemoteLicenses = false

@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bitvault/bitvault/internal/dircopy"
 	"io"
 	"io/fs"
 	"net/http"
@@ -295,7 +296,7 @@ func (q *Request) dryRun(res *Result) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := copyDir(q.Config.Abs(g.Template), tmp); err != nil {
+	if err := dircopy.Copy(q.Config.Abs(g.Template), tmp); err != nil {
 		return fmt.Errorf("gitops.template: %w", err)
 	}
 	if err := q.edit(res, tmp, "the template "+g.Template); err != nil {
@@ -434,33 +435,6 @@ func (q *Request) write(res *Result) error {
 		return err
 	}
 	return atomicfile.Write(res.BodyPath, []byte(res.Body), 0o644)
-}
-
-func copyDir(src, dst string) error {
-	st, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", src)
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
 }
 
 // Record is the release record's entry for res; dist makes paths relative.

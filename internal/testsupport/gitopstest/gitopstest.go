@@ -4,7 +4,7 @@
 package gitopstest
 
 import (
-	"io/fs"
+	"github.com/bitvault/bitvault/internal/dircopy"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,25 +54,7 @@ func Bare(t testing.TB, template, base string) string {
 }
 
 // Copy copies the regular files under src into dst.
-func Copy(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-}
+func Copy(src, dst string) error { return dircopy.Copy(src, dst) }
 
 // Show returns path at rev in the bare repository.
 func Show(t testing.TB, bare, rev, path string) string {

@@ -7,72 +7,34 @@
 package kyvernotest
 
 import (
-	"bytes"
 	"cmp"
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/bitvault/bitvault/attest/attestation"
 	"github.com/bitvault/bitvault/attest/scan"
+	"github.com/bitvault/bitvault/internal/testsupport/tooltest"
 )
 
 // Binary returns the pinned Kyverno CLI, or skips the test (fails it with
 // BITVAULT_REQUIRE_TOOLS=1) when it has not been built.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin, err := scan.FindKyverno()
-	if err == nil {
-		return bin
-	}
-	if os.Getenv("BITVAULT_REQUIRE_TOOLS") == "1" {
-		t.Fatal("BITVAULT_REQUIRE_TOOLS=1 but " + err.Error())
-	}
-	t.Skip("skipping: " + err.Error())
-	return ""
+	return tooltest.Binary(t, scan.FindKyverno)
 }
 
-// Run runs a CLI (Kyverno, or another Sigstore tool) offline — no cluster; HOME, DOCKER_CONFIG,
-// TUF_ROOT and TMPDIR fresh temp dirs — in dir ("": the test's package directory), for at most
-// 3 minutes, and returns its exit status, stdout and stderr.
+// Run runs a CLI (Kyverno, or another Sigstore tool) offline — no cluster, a sealed
+// environment (tooltest.Cmd) — in dir ("": the test's package directory), and returns its
+// exit status, stdout and stderr.
 func Run(t testing.TB, dir, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Join(tmp, "home"),
-		"DOCKER_CONFIG=" + filepath.Join(tmp, "docker"),
-		"TUF_ROOT=" + filepath.Join(tmp, "tuf"),
-		"TMPDIR=" + tmp,
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("%s %s: %v", filepath.Base(bin), strings.Join(args, " "), err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s: timed out\n%s%s", filepath.Base(bin), strings.Join(args, " "), errOut.String(), out.String())
-	}
-	return code, out.String(), errOut.String()
+	return tooltest.Cmd{Dir: dir}.Run(t, bin, args...)
 }
 
 // Report is what `kyverno apply --policy-report` prints on stdout: one result per rule and

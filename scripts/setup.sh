@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-"$root/scripts/tools.sh" buildkit trivy trivydb cosign kyverno policy-controller
+"$root/scripts/tools.sh" buildkit trivy trivydb cosign kyverno policy-controller versitygw
 # git refuses to read a repository owned by another user (CI clones as root, but be safe).
 git config --global --get-all safe.directory 2>/dev/null | grep -qx '\*' || git config --global --add safe.directory '*'
 echo "setup: ready (runc $(runc --version | head -1 | awk '{print $3}'), buildkit $(cd "$root/tools/buildkit" && go list -m -f '{{.Version}}' github.com/moby/buildkit))" >&2

@@ -59,6 +59,10 @@ for t in $want; do
     # ClusterImagePolicy offline (tests only); ~4 min cold.
     policy-controller) build_tool policy-controller github.com/sigstore/policy-controller "" \
                policy-tester=github.com/sigstore/policy-controller/cmd/tester ;;
-    *) echo "tools: unknown tool $t (known: buildkit, ko, trivy, trivydb, cosign, kyverno, policy-controller)" >&2; exit 2 ;;
+    # versitygw, the S3 server the service tests run against (service/internal/testsupport/s3test);
+    # ~1.5 min cold, ~44 MB.
+    versitygw) build_tool versitygw github.com/versity/versitygw main.Version \
+                 github.com/versity/versitygw/cmd/versitygw ;;
+    *) echo "tools: unknown tool $t (known: buildkit, ko, trivy, trivydb, cosign, kyverno, policy-controller, versitygw)" >&2; exit 2 ;;
   esac
 done

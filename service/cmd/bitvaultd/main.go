@@ -104,8 +104,9 @@ func spec() app.Spec {
 	}
 }
 
-// initModules connects the database (migrating it first when the owner URL is set) and
-// mounts the identity module.
+// initModules connects the database (migrating it first when the owner URL is set) and the
+// object store, and mounts the identity and files modules (and, with the filesystem backend,
+// its presigned-URL endpoint /v1/blobs/).
 func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	dbc, err := config.LoadDatabase(env.Lookup, config.ForServe)
 	if err != nil {

@@ -51,8 +51,10 @@
 // Quota: checked when an upload starts (the digest's synchronous check), under a per-tenant
 // advisory lock: bytes are the tenant's committed blobs (deduplicated, every version and the
 // trash included) plus the declared sizes of its pending uploads; files are file nodes not
-// purged plus pending uploads of new paths. Limits come from the tenant's quotas row, else
-// from Config (0: unlimited). Billing (usage meters, plans) replaces this later.
+// purged plus pending uploads, and an upload to the path of a live file needs no file quota.
+// Limits come from the tenant's quotas row (an explicit 0 allows nothing), else from Config
+// (0: unlimited). Usage is computed, not metered: billing (usage meters, plans) replaces
+// this later.
 //
 // Copying a folder is not supported yet (copying a file is: same blob, new node).
 package files
@@ -152,6 +154,9 @@ type Node struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 	// TrashedAt is set for a node put in the trash by itself.
 	TrashedAt *time.Time `json:"trashed_at,omitempty"`
+	// InTrash says the node is in the trash, by itself or through a folder above it (set
+	// where the path was computed).
+	InTrash bool `json:"in_trash,omitempty"`
 }
 
 // Version is one immutable content of a file.

@@ -305,6 +305,11 @@ func TestTrashRestorePurge(t *testing.T) {
 		t.Errorf("root lists %v after trashing f", got)
 	}
 	e.want(e.do("GET", "/v1/files/"+x.Node.ID+"/content", owner.token, nil), 404, apierror.CodeNotFound)
+	var inside files.Node
+	e.want(e.do("GET", "/v1/nodes/"+x.Node.ID, owner.token, nil), 200, "").decode(t, &inside)
+	if !inside.InTrash || inside.TrashedAt != nil || inside.Path != "/f/x.txt" {
+		t.Errorf("x in the trashed folder = %+v, want in_trash through f", inside)
+	}
 	e.want(e.do("GET", "/v1/nodes?parent="+folder, owner.token, nil), 404, apierror.CodeNotFound)
 	e.want(e.do("POST", "/v1/nodes/"+x.Node.ID+"/trash", member.token, nil), 404, apierror.CodeNotFound)
 	var trash files.Page

@@ -124,7 +124,7 @@ func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Nod
 			return err
 		}
 		pl, err := t.place(ctx, id)
-		n.Path = pl.path
+		n.Path, n.InTrash = pl.path, pl.inTrash
 		return err
 	})
 	return n, wrap("get node", err)
@@ -462,7 +462,7 @@ func (s *Service) Trash(ctx context.Context, p identity.Principal, id string) (N
 		if _, err := t.tx.Exec(ctx, "UPDATE nodes SET deleted_at = $3, deleted_by = $4 WHERE tenant_id = $1 AND id = $2", t.tenant, id, now, t.actor); err != nil {
 			return err
 		}
-		n.TrashedAt = &now
+		n.TrashedAt, n.InTrash = &now, true
 		t.record(opTrash, n, nil, TopicNodeTrashed, nil)
 		return nil
 	})

@@ -148,9 +148,9 @@ func (r *Repo) Push(ctx context.Context, branch, old string) error {
 func explainFetch(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "could not read Username") || strings.Contains(msg, "Authentication failed") || strings.Contains(msg, "401"):
+	case strings.Contains(msg, "could not read Username") || strings.Contains(msg, "Authentication failed") || httpStatus(msg, "401"):
 		return fmt.Errorf("%w\nthe remote did not accept the credentials: check the token (gitops.token_env in bvrelease.yaml, default GITOPS_TOKEN)", err)
-	case strings.Contains(msg, "403") || strings.Contains(msg, "not found") || strings.Contains(msg, "does not appear to be a git repository"):
+	case httpStatus(msg, "403") || strings.Contains(msg, "not found") || strings.Contains(msg, "does not appear to be a git repository"):
 		return fmt.Errorf("%w\ncheck gitops.repo (or --gitops-remote), and that the token can read the repository (contents: read)", err)
 	}
 	return err
@@ -159,14 +159,21 @@ func explainFetch(err error) error {
 func explainPush(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "403") || strings.Contains(msg, "denied") || strings.Contains(msg, "not allowed"):
-		return fmt.Errorf("%w\nthe remote refused the push: the token needs write access to the repository's contents (a workflow token: permissions: contents: write; a fine-grained token: Contents: Read and write)", err)
-	case strings.Contains(msg, "401") || strings.Contains(msg, "Authentication failed") || strings.Contains(msg, "could not read Username"):
-		return fmt.Errorf("%w\nthe remote did not accept the credentials: check the token (gitops.token_env in bvrelease.yaml, default GITOPS_TOKEN)", err)
+	// First: a refused lease also prints the remote's URL, whose port may contain "403".
 	case strings.Contains(msg, "stale info") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward"):
 		return fmt.Errorf("%w\nthe branch changed on the remote while promoting; run the promotion again", err)
+	case httpStatus(msg, "403") || strings.Contains(msg, "denied") || strings.Contains(msg, "not allowed"):
+		return fmt.Errorf("%w\nthe remote refused the push: the token needs write access to the repository's contents (a workflow token: permissions: contents: write; a fine-grained token: Contents: Read and write)", err)
+	case httpStatus(msg, "401") || strings.Contains(msg, "Authentication failed") || strings.Contains(msg, "could not read Username"):
+		return fmt.Errorf("%w\nthe remote did not accept the credentials: check the token (gitops.token_env in bvrelease.yaml, default GITOPS_TOKEN)", err)
 	}
 	return err
+}
+
+// httpStatus reports whether git's output names an HTTP status ("The requested URL returned
+// error: 403", "HTTP 403"), not just the digits somewhere (a port, a hash).
+func httpStatus(msg, code string) bool {
+	return strings.Contains(msg, "error: "+code) || strings.Contains(msg, "HTTP "+code) || strings.Contains(msg, code+" Forbidden") || strings.Contains(msg, code+" Unauthorized")
 }
 
 type exitError struct {

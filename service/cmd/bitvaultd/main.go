@@ -7,8 +7,9 @@
 //	bitvaultd admin create-tenant     create a tenant and its owner (password on stdin)
 //
 // It serves the probes (/healthz, /readyz), GET /v1/version, the identity API (/v1/auth/*,
-// /v1/api-tokens, /v1/tenants) and the files API (/v1/files, /v1/folders, /v1/nodes,
-// /v1/trash); the other modules (sync, sharing, ...) are added by later work. It is
+// /v1/api-tokens, /v1/tenants), the files API (/v1/files, /v1/folders, /v1/nodes,
+// /v1/trash), sync (/v1/devices, /v1/sync/*), sharing (/v1/nodes/{id}/shares,
+// /v1/nodes/{id}/links, /v1/shares, /v1/links/{token}) and search (/v1/search). It is
 // configured through BITVAULT_* environment variables (see internal/platform/config,
 // internal/identity, internal/storage and internal/files), writes only to BITVAULT_DATA_DIR
 // (default /tmp), logs JSON lines to stdout and drains on SIGTERM.
@@ -49,7 +50,10 @@ import (
 	"github.com/bitvault/bitvault/service/internal/platform/health"
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
 	"github.com/bitvault/bitvault/service/internal/platform/server"
+	"github.com/bitvault/bitvault/service/internal/search"
+	"github.com/bitvault/bitvault/service/internal/sharing"
 	"github.com/bitvault/bitvault/service/internal/storage"
+	bvsync "github.com/bitvault/bitvault/service/internal/sync"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -118,6 +122,9 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		return app.Module{Routes: func(mux *http.ServeMux) {
 			identity.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 			files.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			bvsync.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			sharing.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			search.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 		}}, nil
 	}
 	idcfg, err := identity.LoadConfig(env.Lookup)
@@ -183,6 +190,31 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 			}
 		})
 	}
+	// Sync, sharing and search need the database only; without an object store, public
+	// links answer 503.
+	shsvc, err := sharing.New(pool, svc, store, sharing.Config{DownloadTTL: fcfg.DownloadTTL}, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	syncsvc, err := bvsync.New(pool, bvsync.Config{}, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	searchsvc, err := search.New(pool, shsvc, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	routes = append(routes, func(mux *http.ServeMux) {
+		auth := func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler {
+			return svc.Authenticated(env.Logger, next)
+		}
+		syncsvc.Routes(mux, auth)
+		shsvc.Routes(mux, auth)
+		searchsvc.Routes(mux, auth)
+	})
 	return app.Module{
 		Routes: func(mux *http.ServeMux) {
 			for _, r := range routes {

@@ -38,11 +38,18 @@ var fixtures = map[string]string{
 	"journal_counters": `INSERT INTO journal_counters (tenant_id, seq) VALUES ($1::uuid, 1)`,
 	"outbox":           `INSERT INTO outbox (tenant_id, topic, payload) VALUES ($1::uuid, 'files.version.created', '{}')`,
 	"quotas":           `INSERT INTO quotas (tenant_id, bytes_limit) VALUES ($1::uuid, 100)`,
+	// 0003_sync_sharing_search
+	"devices":          `INSERT INTO devices (tenant_id, id, user_id, name, sync_cursor) VALUES ($1::uuid, $1::uuid, $1::uuid, 'laptop', 1)`,
+	"journal_horizons": `INSERT INTO journal_horizons (tenant_id, horizon) VALUES ($1::uuid, 0)`,
+	"shares":           `INSERT INTO shares (tenant_id, node_id, user_id, role, created_by) VALUES ($1::uuid, $1::uuid, $1::uuid, 'viewer', $1::uuid)`,
+	"share_links":      `INSERT INTO share_links (tenant_id, node_id, token_hash, prefix, created_by) VALUES ($1::uuid, $1::uuid, sha256(('link' || $1::uuid::text)::bytea), 'bvl_x', $1::uuid)`,
+	"node_metadata":    `INSERT INTO node_metadata (tenant_id, node_id, key, value) VALUES ($1::uuid, $1::uuid, 'project', 'apollo')`,
 }
 
 // fixtureOrder respects the foreign keys.
 var fixtureOrder = []string{"tenants", "users", "memberships", "sessions", "refresh_tokens", "api_tokens",
-	"blobs", "nodes", "versions", "uploads", "change_journal", "journal_counters", "outbox", "quotas"}
+	"blobs", "nodes", "versions", "uploads", "change_journal", "journal_counters", "outbox", "quotas",
+	"devices", "journal_horizons", "shares", "share_links", "node_metadata"}
 
 // tenantColumn is the column the policy compares with app.tenant_id.
 func tenantColumn(table string) string {

@@ -66,6 +66,15 @@ const (
 	CodeQuotaExceeded = "quota_exceeded"
 	// CodeFileTooLarge: larger than the largest file accepted.
 	CodeFileTooLarge = "file_too_large"
+
+	// Sync and sharing.
+
+	// CodeCursorStale: a sync cursor older than the journal's retained horizon (or ahead of
+	// the journal): the client must do a full resync.
+	CodeCursorStale = "cursor_stale"
+	// CodeGone: the resource existed but is no longer available (an expired or revoked
+	// share link).
+	CodeGone = "gone"
 )
 
 var statuses = map[string]int{
@@ -88,6 +97,8 @@ var statuses = map[string]int{
 	CodeHashMismatch:      http.StatusUnprocessableEntity,
 	CodeQuotaExceeded:     http.StatusRequestEntityTooLarge,
 	CodeFileTooLarge:      http.StatusRequestEntityTooLarge,
+	CodeCursorStale:       http.StatusConflict,
+	CodeGone:              http.StatusGone,
 }
 
 // Status is the HTTP status of code; an unknown code is a 500.

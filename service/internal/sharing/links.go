@@ -1,0 +1,294 @@
+package sharing
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/identity"
+	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
+	"github.com/bitvault/bitvault/service/internal/storage"
+)
+
+// Link is a public link (never with its token, which is shown once).
+type Link struct {
+	ID     string `json:"id"`
+	NodeID string `json:"node_id"`
+	// Prefix is the token's beginning, to recognise it.
+	Prefix       string     `json:"prefix"`
+	HasPassword  bool       `json:"has_password"`
+	DownloadOnly bool       `json:"download_only"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	CreatedBy    string     `json:"created_by"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// NewLink is the input of CreateLink.
+type NewLink struct {
+	// Password, if set (8 to 256 bytes), must be given to use the link.
+	Password *string `json:"password"`
+	// ExpiresAt, if set, ends the link; at most Config.MaxLinkTTL ahead.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// DownloadOnly (default true) makes the download an attachment; false lets the browser
+	// show the file inline.
+	DownloadOnly *bool `json:"download_only"`
+}
+
+// Link password length limits (bytes).
+const (
+	MinLinkPasswordLen = 8
+	MaxLinkPasswordLen = 256
+)
+
+// HeaderLinkPassword carries a link's password on GET /v1/links/{token}.
+const HeaderLinkPassword = "X-Link-Password"
+
+const (
+	linkPrefix = "bvl_"
+	secretLen  = 32
+)
+
+var b64url = base64.RawURLEncoding
+
+// newLinkToken returns "bvl_" + the tenant id in hex + "_" + 32 random bytes (base64url),
+// and its SHA-256.
+func newLinkToken(tenantID string) (string, []byte) {
+	secret := make([]byte, secretLen)
+	_, _ = rand.Read(secret)
+	token := linkPrefix + strings.ReplaceAll(tenantID, "-", "") + "_" + b64url.EncodeToString(secret)
+	sum := sha256.Sum256([]byte(token))
+	return token, sum[:]
+}
+
+// tokenTenantLen is the length of "bvl_" + 32 hex digits + "_".
+const tokenTenantLen = len(linkPrefix) + 32 + 1
+
+// parseLinkToken returns the tenant id and SHA-256 of a token made by newLinkToken.
+func parseLinkToken(token string) (tenantID string, hash []byte, ok bool) {
+	rest, found := strings.CutPrefix(token, linkPrefix)
+	if !found || len(rest) != 32+1+b64url.EncodedLen(secretLen) || rest[32] != '_' {
+		return "", nil, false
+	}
+	var b [16]byte
+	if _, err := hex.Decode(b[:], []byte(rest[:32])); err != nil {
+		return "", nil, false
+	}
+	if secret, err := b64url.Strict().DecodeString(rest[33:]); err != nil || len(secret) != secretLen {
+		return "", nil, false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return uuid.Format(b), sum[:], true
+}
+
+// redactToken keeps what routes a token (prefix and tenant) and drops its secret, for logs.
+func redactToken(token string) string {
+	if len(token) > tokenTenantLen && strings.HasPrefix(token, linkPrefix) {
+		return token[:tokenTenantLen] + "…"
+	}
+	return "…"
+}
+
+// displayPrefix is the part of a token kept to recognise it in lists.
+func displayPrefix(token string) string {
+	return linkPrefix + "…" + token[tokenTenantLen:tokenTenantLen+6]
+}
+
+// CreateLink makes a public link to file id; it needs write access. The token is returned
+// once.
+func (s *Service) CreateLink(ctx context.Context, p identity.Principal, id string, in NewLink) (Link, string, error) {
+	if err := s.requireAny(p); err != nil {
+		return Link{}, "", err
+	}
+	now := s.now()
+	l := Link{DownloadOnly: true, ExpiresAt: in.ExpiresAt, CreatedBy: p.UserID, CreatedAt: now}
+	if in.DownloadOnly != nil {
+		l.DownloadOnly = *in.DownloadOnly
+	}
+	if in.ExpiresAt != nil {
+		at := in.ExpiresAt.UTC()
+		if !at.After(now) || at.Sub(now) > s.cfg.MaxLinkTTL {
+			return Link{}, "", invalid("expires_at must be in the future and at most %s ahead", s.cfg.MaxLinkTTL)
+		}
+		l.ExpiresAt = &at
+	}
+	var passwordHash *string
+	if in.Password != nil {
+		if n := len(*in.Password); n < MinLinkPasswordLen || n > MaxLinkPasswordLen {
+			return Link{}, "", invalid("password must have %d to %d bytes", MinLinkPasswordLen, MaxLinkPasswordLen)
+		}
+		// Check access before spending a hash on it.
+		if err := s.Authorize(ctx, p, id, Write); err != nil {
+			return Link{}, "", err
+		}
+		h, err := s.hasher.HashPassword(ctx, *in.Password)
+		if err != nil {
+			return Link{}, "", wrap("create link: hash password", err)
+		}
+		passwordHash, l.HasPassword = &h, true
+	}
+	token, hash := newLinkToken(p.TenantID)
+	l.Prefix = displayPrefix(token)
+	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
+		n, err := s.liveNode(ctx, tx, p, id, Write)
+		if err != nil {
+			return err
+		}
+		if n.typ != "file" {
+			return invalid("%s is a folder: public links are to files", n.path)
+		}
+		l.NodeID = n.id
+		err = tx.QueryRow(ctx, `INSERT INTO share_links (tenant_id, node_id, token_hash, prefix, password_hash, download_only, expires_at, created_by, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`, p.TenantID, n.id, hash, l.Prefix, passwordHash, l.DownloadOnly, l.ExpiresAt, p.UserID, now).Scan(&l.ID)
+		if err != nil {
+			return err
+		}
+		return event(ctx, tx, p.TenantID, TopicLinkCreated, map[string]any{"link_id": l.ID, "node_id": n.id, "expires_at": l.ExpiresAt, "has_password": l.HasPassword, "actor_id": p.UserID}, now)
+	})
+	if err != nil {
+		return Link{}, "", wrap("create link", err)
+	}
+	return l, token, nil
+}
+
+// ListLinks lists the links of node id that are not revoked (expired ones included); it
+// needs write access.
+func (s *Service) ListLinks(ctx context.Context, p identity.Principal, id string) ([]Link, error) {
+	if err := s.requireAny(p); err != nil {
+		return nil, err
+	}
+	out := []Link{}
+	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
+		n, err := s.liveNode(ctx, tx, p, id, Write)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, node_id, prefix, password_hash IS NOT NULL, download_only, expires_at, created_by, created_at
+FROM share_links WHERE tenant_id = $1 AND node_id = $2 AND revoked_at IS NULL ORDER BY created_at, id`, p.TenantID, n.id)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Link, error) {
+			var l Link
+			err := r.Scan(&l.ID, &l.NodeID, &l.Prefix, &l.HasPassword, &l.DownloadOnly, &l.ExpiresAt, &l.CreatedBy, &l.CreatedAt)
+			return l, err
+		})
+		return err
+	})
+	if out == nil {
+		out = []Link{}
+	}
+	return out, wrap("list links", err)
+}
+
+// RevokeLink ends link linkID of node id at once; it needs write access.
+func (s *Service) RevokeLink(ctx context.Context, p identity.Principal, id, linkID string) error {
+	if err := s.requireAny(p); err != nil {
+		return err
+	}
+	lid, ok := uuid.Parse(linkID)
+	if !ok {
+		return ErrNotFound
+	}
+	now := s.now()
+	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
+		n, err := s.liveNode(ctx, tx, p, id, Write)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "UPDATE share_links SET revoked_at = $4, revoked_by = $5 WHERE tenant_id = $1 AND id = $2 AND node_id = $3 AND revoked_at IS NULL",
+			p.TenantID, lid, n.id, now, p.UserID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return event(ctx, tx, p.TenantID, TopicLinkRevoked, map[string]any{"link_id": lid, "node_id": n.id, "actor_id": p.UserID}, now)
+	})
+	return wrap("revoke link", err)
+}
+
+// Link errors.
+var (
+	ErrLinkNotFound      = apierror.New(apierror.CodeNotFound, "link not found")
+	ErrLinkExpired       = apierror.New(apierror.CodeGone, "link expired")
+	ErrLinkRevoked       = apierror.New(apierror.CodeGone, "link revoked")
+	ErrPasswordRequired  = apierror.New(apierror.CodeUnauthenticated, "this link needs a password ("+HeaderLinkPassword+" header, or POST {\"password\": …})")
+	ErrWrongPassword     = apierror.New(apierror.CodeUnauthenticated, "wrong link password")
+	ErrLinksUnavailable  = apierror.New(apierror.CodeUnavailable, "public links are not available: no object store configured")
+	errLinkTargetMissing = apierror.New(apierror.CodeNotFound, "the linked file is no longer available")
+)
+
+// ResolveLink checks a link (token, and password when it has one) and presigns the download
+// of its file's current version.
+func (s *Service) ResolveLink(ctx context.Context, token, password string) (storage.Presigned, error) {
+	tenant, hash, ok := parseLinkToken(token)
+	if !ok {
+		return storage.Presigned{}, ErrLinkNotFound
+	}
+	if s.presigner == nil {
+		return storage.Presigned{}, ErrLinksUnavailable
+	}
+	now := s.now()
+	var (
+		passwordHash *string
+		downloadOnly bool
+		n            nodeInfo
+	)
+	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		var nodeID string
+		var expires, revoked *time.Time
+		// A suspended tenant's links are not found.
+		err := tx.QueryRow(ctx, `SELECT l.node_id, l.password_hash, l.download_only, l.expires_at, l.revoked_at
+FROM share_links l JOIN tenants t ON t.id = l.tenant_id AND t.status = 'active'
+WHERE l.tenant_id = $1 AND l.token_hash = $2`, tenant, hash).Scan(&nodeID, &passwordHash, &downloadOnly, &expires, &revoked)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrLinkNotFound
+		case err != nil:
+			return err
+		case revoked != nil:
+			return ErrLinkRevoked
+		case expires != nil && !now.Before(*expires):
+			return ErrLinkExpired
+		}
+		n, err = lookupNode(ctx, tx, tenant, "", nodeID)
+		if errors.Is(err, ErrNotFound) || err == nil && (n.inTrash || n.hash == nil) {
+			return errLinkTargetMissing
+		}
+		return err
+	})
+	if err != nil {
+		return storage.Presigned{}, wrap("resolve link", err)
+	}
+	if passwordHash != nil {
+		if password == "" {
+			return storage.Presigned{}, ErrPasswordRequired
+		}
+		if len(password) > MaxLinkPasswordLen {
+			return storage.Presigned{}, ErrWrongPassword
+		}
+		match, err := s.hasher.VerifyPassword(ctx, password, *passwordHash)
+		if err != nil {
+			return storage.Presigned{}, wrap("resolve link: verify password", err)
+		}
+		if !match {
+			return storage.Presigned{}, ErrWrongPassword
+		}
+	}
+	var opts storage.GetOptions
+	if downloadOnly {
+		opts.Filename = n.name
+	}
+	pr, err := s.presigner.PresignGet(ctx, storage.BlobKey(tenant, *n.hash), opts, s.cfg.DownloadTTL)
+	return pr, wrap("resolve link: presign", err)
+}

@@ -1,0 +1,201 @@
+package sync
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/bitvault/bitvault/service/internal/identity"
+	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 10
+
+// Authenticator wraps a handler that needs the caller's principal, answering 401 itself
+// (identity.Service.Authenticated).
+type Authenticator func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler
+
+// Paths served by Routes.
+var paths = []string{"/v1/devices", "/v1/devices/{id}", "/v1/devices/{id}/cursor", "/v1/sync/changes", "/v1/sync/cursor"}
+
+// Routes adds the sync endpoints to mux:
+//
+//	POST   /v1/devices               {id?, name} → 201 device (200: already registered)
+//	GET    /v1/devices               → {devices}
+//	GET    /v1/devices/{id}          → device
+//	DELETE /v1/devices/{id}          → 204
+//	PUT    /v1/devices/{id}/cursor   {cursor} → device; 409 cursor_stale
+//	GET    /v1/sync/changes          ?cursor=&limit= → {changes, next_cursor, has_more, latest_cursor}; 409 cursor_stale
+//	GET    /v1/sync/cursor           → {cursor, horizon}
+func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
+	h := &handlers{s: s}
+	route := func(path string, fn func(http.ResponseWriter, *http.Request, identity.Principal), methods ...string) {
+		mux.Handle(path, apierror.Methods(auth(fn), methods...))
+	}
+	route("/v1/devices", h.devices, http.MethodGet, http.MethodPost)
+	route("/v1/devices/{id}", h.device, http.MethodGet, http.MethodDelete)
+	route("/v1/devices/{id}/cursor", h.cursor, http.MethodPut)
+	route("/v1/sync/changes", h.changes, http.MethodGet)
+	route("/v1/sync/cursor", h.latest, http.MethodGet)
+}
+
+// UnavailableRoutes answers every sync endpoint with 503 and message.
+func UnavailableRoutes(mux *http.ServeMux, message string) {
+	for _, p := range paths {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
+		})
+	}
+}
+
+type handlers struct{ s *Service }
+
+func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	apierror.WriteError(w, r, h.s.logger, err)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON object body of at most maxBody bytes into v.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
+		}
+		if errors.Is(err, io.EOF) {
+			return invalid("request body: want a JSON object")
+		}
+		return invalid("request body: %v", err)
+	}
+	if dec.More() {
+		return invalid("request body: want a single JSON object")
+	}
+	return nil
+}
+
+// intParam reads a non-negative integer query parameter (0 when absent).
+func intParam(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, invalid("%s: want a number >= 0", name)
+	}
+	return n, nil
+}
+
+type devicesResponse struct {
+	Devices []Device `json:"devices"`
+}
+
+func (h *handlers) devices(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		list, err := h.s.ListDevices(r.Context(), p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, devicesResponse{Devices: list})
+		return
+	}
+	var in NewDevice
+	if err := decode(w, r, &in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d, created, err := h.s.RegisterDevice(r.Context(), p, in)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, d)
+}
+
+func (h *handlers) device(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	if r.Method == http.MethodDelete {
+		if err := h.s.DeleteDevice(r.Context(), p, r.PathValue("id")); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	d, err := h.s.GetDevice(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+type cursorRequest struct {
+	Cursor *int64 `json:"cursor"`
+}
+
+func (h *handlers) cursor(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	var in cursorRequest
+	if err := decode(w, r, &in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if in.Cursor == nil {
+		h.fail(w, r, invalid("cursor is required"))
+		return
+	}
+	d, err := h.s.SetCursor(r.Context(), p, r.PathValue("id"), *in.Cursor)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h *handlers) changes(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	cursor, err := intParam(r, "cursor")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit")
+	if err == nil && r.URL.Query().Has("limit") && (limit < 1 || limit > MaxPageSize) {
+		err = invalid("limit must be between 1 and %d", MaxPageSize)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.s.Pull(r.Context(), p, cursor, int(limit))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (h *handlers) latest(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	pos, err := h.s.Latest(r.Context(), p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pos)
+}

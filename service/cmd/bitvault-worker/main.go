@@ -1,18 +1,23 @@
 // Command bitvault-worker is BitVault's asynchronous worker process.
 //
-// It is a placeholder: its main loop only logs "idle" at debug level on a ticker. The NATS
-// JetStream consumers (indexer, GC/finalizer, outbox relay, notification dispatch) are added
-// by later work. What is real already: configuration, JSON logs on stdout, the probes
-// (/healthz, /readyz on BITVAULT_HTTP_ADDR, default :8081), the writable-dir check and the
-// graceful drain on SIGTERM.
+// In the standard profile (BITVAULT_PROFILE=standard, see internal/events) it runs the event
+// consumers (meter, …) on NATS JetStream durable consumers (BITVAULT_NATS_URL), with the
+// database of BITVAULT_DATABASE_URL; readiness checks the database and NATS. In the lite
+// profile bitvaultd runs the consumers itself and the worker only idles (logging "idle" at
+// debug level). Also: configuration, JSON logs on stdout, the probes (/healthz, /readyz on
+// BITVAULT_HTTP_ADDR, default :8081), the writable-dir check and the graceful drain on
+// SIGTERM. The indexer, GC/finalizer and webhook consumers are still to come.
 package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/events"
 	"github.com/bitvault/bitvault/service/internal/platform/app"
 	"github.com/bitvault/bitvault/service/internal/platform/config"
 )
@@ -31,13 +36,54 @@ func main() {
 }
 
 func spec() app.Spec {
+	var run func(context.Context) error
 	return app.Spec{
 		Name:     "bitvault-worker",
 		Version:  version,
 		Commit:   commit,
 		Defaults: config.Defaults{HTTPAddr: ":8081"},
-		Run:      func(ctx context.Context, logger *slog.Logger) error { return idleLoop(ctx, logger, idleInterval) },
+		Init:     func(ctx context.Context, env app.Env) (app.Module, error) { return initConsumers(ctx, env, &run) },
+		Run: func(ctx context.Context, logger *slog.Logger) error {
+			if run != nil {
+				return run(ctx)
+			}
+			return idleLoop(ctx, logger, idleInterval)
+		},
 	}
+}
+
+// initConsumers prepares the standard profile's consumers into *run (lite: nothing).
+func initConsumers(ctx context.Context, env app.Env, run *func(context.Context) error) (app.Module, error) {
+	cfg, err := events.LoadConfig(env.Lookup)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
+	if cfg.Profile != events.ProfileStd {
+		env.Logger.Info("lite profile: bitvaultd runs the consumers, the worker idles")
+		return app.Module{}, nil
+	}
+	dbc, err := config.LoadDatabase(env.Lookup, config.ForServe)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
+	if !dbc.Enabled {
+		return app.Module{}, app.ConfigError(errors.New("the standard profile's consumers need a database"))
+	}
+	pool, err := db.Open(ctx, dbc.URL, dbc.Wait)
+	if err != nil {
+		return app.Module{}, err
+	}
+	env.Checks.Add("database", pool.Ping)
+	r, closeBus, err := events.RunWorker(ctx, cfg, pool, env.Checks, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	*run = r
+	return app.Module{Close: func() {
+		closeBus()
+		pool.Close()
+	}}, nil
 }
 
 // idleLoop is the placeholder main loop: it does no work, it logs "idle" at debug level

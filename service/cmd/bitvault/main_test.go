@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 		{name: "version --output yaml", args: []string{"version", "--output", "yaml"}, code: exitUsage, stderr: `--output "yaml": use text or json`, wantNoOut: true},
 		{name: "version extra argument", args: []string{"version", "now"}, code: exitUsage, stderr: `unexpected argument "now"`, wantNoOut: true},
 		{name: "version unknown flag", args: []string{"version", "--short"}, code: exitUsage, stderr: "flag provided but not defined", wantNoOut: true},
-		{name: "unknown command", args: []string{"login"}, code: exitUsage, stderr: `unknown command "login"`, wantNoOut: true},
+		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate"`, wantNoOut: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -62,6 +62,14 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// versionInfo is what `bitvault version --output json` prints.
+type versionInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
 }
 
 // TestStampedVersion builds the binary the way the release does (static, -trimpath,

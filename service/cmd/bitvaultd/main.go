@@ -9,7 +9,8 @@
 // It serves the probes (/healthz, /readyz), GET /v1/version, the identity API (/v1/auth/*,
 // /v1/api-tokens, /v1/tenants), the files API (/v1/files, /v1/folders, /v1/nodes,
 // /v1/trash), sync (/v1/devices, /v1/sync/*), sharing (/v1/nodes/{id}/shares,
-// /v1/nodes/{id}/links, /v1/shares, /v1/links/{token}) and search (/v1/search). It is
+// /v1/nodes/{id}/links, /v1/shares, /v1/links/{token}), search (/v1/search) and tenant
+// administration (/v1/admin/*: quota, usage, flags, users, audit). It is
 // configured through BITVAULT_* environment variables (see internal/platform/config,
 // internal/identity, internal/storage and internal/files), writes only to BITVAULT_DATA_DIR
 // (default /tmp), logs JSON lines to stdout and drains on SIGTERM.
@@ -41,7 +42,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitvault/bitvault/service/internal/admin"
 	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/events"
 	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
@@ -125,6 +128,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 			bvsync.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 			sharing.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 			search.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			admin.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 		}}, nil
 	}
 	idcfg, err := identity.LoadConfig(env.Lookup)
@@ -162,6 +166,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	routes := []func(*http.ServeMux){func(mux *http.ServeMux) { svc.Routes(mux, env.Logger) }}
 
 	env.Logger.Info("object store", slog.String("storage", stcfg.String()))
+	var fsvc *files.Service
 	if store == nil {
 		env.Logger.Warn("running without an object store (" + storage.EnvStorage + "=none): the files API answers 503")
 		env.Checks.Add("storage", health.NotConfigured(storage.EnvStorage+"=none"))
@@ -169,7 +174,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 			files.UnavailableRoutes(mux, "no object store configured ("+storage.EnvStorage+"=none)")
 		})
 	} else {
-		fsvc, err := files.New(pool, store, fcfg, env.Logger)
+		fsvc, err = files.New(pool, store, fcfg, env.Logger)
 		if err != nil {
 			pool.Close()
 			return app.Module{}, err
@@ -197,12 +202,21 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		pool.Close()
 		return app.Module{}, err
 	}
+	if fsvc != nil {
+		// Node-level file operations honour shares (an editor share grants writes there).
+		fsvc.SetNodeAuthorizer(shsvc)
+	}
 	syncsvc, err := bvsync.New(pool, bvsync.Config{}, env.Logger)
 	if err != nil {
 		pool.Close()
 		return app.Module{}, err
 	}
 	searchsvc, err := search.New(pool, shsvc, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	adminsvc, err := admin.New(pool, svc, admin.Config{DefaultBytesLimit: fcfg.BytesLimit, DefaultFilesLimit: fcfg.FilesLimit}, env.Logger)
 	if err != nil {
 		pool.Close()
 		return app.Module{}, err
@@ -214,14 +228,29 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		syncsvc.Routes(mux, auth)
 		shsvc.Routes(mux, auth)
 		searchsvc.Routes(mux, auth)
+		adminsvc.Routes(mux, auth)
 	})
+	// The outbox relay and, in the lite profile, the in-process bus and consumers.
+	evcfg, err := events.LoadConfig(env.Lookup)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, app.ConfigError(err)
+	}
+	stopEvents, _, err := events.StartServer(ctx, evcfg, pool, env.Checks, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
 	return app.Module{
 		Routes: func(mux *http.ServeMux) {
 			for _, r := range routes {
 				r(mux)
 			}
 		},
-		Close: pool.Close,
+		Close: func() {
+			stopEvents()
+			pool.Close()
+		},
 	}, nil
 }
 

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/bitvault/bitvault/service/api"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/platform/app"
 	"github.com/bitvault/bitvault/service/internal/platform/config"
@@ -23,10 +27,111 @@ import (
 // it from spec() and initModules (the production wiring), behind the production middleware,
 // served by httptest, over a fresh database and a fresh object store.
 type stack struct {
-	URL  string
-	Mux  *http.ServeMux
-	Env  map[string]string
-	Stop func()
+	URL string
+	Mux *http.ServeMux
+	Env map[string]string
+	// SuperDSN bypasses row-level security: for arranging and inspecting rows only.
+	SuperDSN string
+	Stop     func()
+
+	mu        sync.Mutex
+	exchanges []exchange
+}
+
+// exchange is one API request and its answer, recorded for checkTraffic.
+type exchange struct {
+	method, pattern, path string
+	reqType               string
+	reqBody               []byte
+	status                int
+	respType              string
+	respBody              []byte
+}
+
+// maxRecorded bounds the bodies recorded (JSON only).
+const maxRecorded = 1 << 20
+
+// record wraps the mux: every request's pattern, JSON request body, status and JSON answer
+// are kept for checkTraffic.
+func (s *stack) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := s.Mux.Handler(r)
+		ex := exchange{method: r.Method, pattern: pattern, path: r.URL.Path, reqType: r.Header.Get("Content-Type")}
+		if strings.HasPrefix(ex.reqType, "application/json") {
+			b, err := io.ReadAll(io.LimitReader(r.Body, maxRecorded))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			ex.reqBody = b
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		rw := &recordingWriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		ex.status, ex.respType, ex.respBody = rw.status, w.Header().Get("Content-Type"), rw.body.Bytes()
+		if ex.status == 0 {
+			ex.status = http.StatusOK
+		}
+		s.mu.Lock()
+		s.exchanges = append(s.exchanges, ex)
+		s.mu.Unlock()
+	})
+}
+
+type recordingWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") && w.body.Len() < maxRecorded {
+		w.body.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// checkTraffic checks every recorded exchange against service/api/openapi.yaml: the route,
+// method and status are documented, and JSON bodies (requests and answers) match the
+// schemas. It returns how many exchanges it checked.
+func (s *stack) checkTraffic(t *testing.T) int {
+	t.Helper()
+	spec, err := api.LoadSpec(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, ex := range s.exchanges {
+		if ex.pattern == "/" {
+			t.Errorf("%s %s: no route", ex.method, ex.path)
+			continue
+		}
+		if ex.reqBody != nil {
+			if err := spec.CheckRequest(ex.method, ex.pattern, ex.reqBody); err != nil {
+				t.Errorf("request %s %s: %v\n%s", ex.method, ex.path, err, ex.reqBody)
+			}
+		}
+		if err := spec.CheckResponse(ex.method, ex.pattern, ex.status, ex.respType, ex.respBody); err != nil {
+			t.Errorf("answer to %s %s: %v\n%s", ex.method, ex.path, err, ex.respBody)
+		}
+		seen[ex.method+" "+ex.pattern] = true
+	}
+	return len(seen)
 }
 
 // newStack starts a stack with the object store backend "fs" (bitvaultd's own /v1/blobs/) or
@@ -86,9 +191,9 @@ func newStack(t *testing.T, backend string, extra ...string) *stack {
 	if mod.Routes != nil {
 		mod.Routes(mux)
 	}
-	srv.Config.Handler = server.Handler(logger, mux)
+	s := &stack{URL: url, Mux: mux, Env: env, SuperDSN: d.SuperDSN}
+	srv.Config.Handler = server.Handler(logger, s.record(mux))
 	srv.Start()
-	s := &stack{URL: url, Mux: mux, Env: env}
 	var stopped bool
 	s.Stop = func() {
 		if stopped {

@@ -44,12 +44,21 @@ var fixtures = map[string]string{
 	"shares":           `INSERT INTO shares (tenant_id, node_id, user_id, role, created_by) VALUES ($1::uuid, $1::uuid, $1::uuid, 'viewer', $1::uuid)`,
 	"share_links":      `INSERT INTO share_links (tenant_id, node_id, token_hash, prefix, created_by) VALUES ($1::uuid, $1::uuid, sha256(('link' || $1::uuid::text)::bytea), 'bvl_x', $1::uuid)`,
 	"node_metadata":    `INSERT INTO node_metadata (tenant_id, node_id, key, value) VALUES ($1::uuid, $1::uuid, 'project', 'apollo')`,
+	// 0004_admin_audit
+	"feature_flags": `INSERT INTO feature_flags (tenant_id, key, value) VALUES ($1::uuid, 'beta', 'true')`,
+	"usage_meters":  `INSERT INTO usage_meters (tenant_id, month, uploads) VALUES ($1::uuid, date_trunc('month', now())::date, 1)`,
+	"audit_log":     `INSERT INTO audit_log (tenant_id, actor_id, event_type) VALUES ($1::uuid, $1::uuid, 'auth.login.succeeded')`,
+	// 0005_events
+	"processed_events": `INSERT INTO processed_events (tenant_id, consumer, event_id) VALUES ($1::uuid, 'meter', $1::uuid::text)`,
+	"usage_counters":   `INSERT INTO usage_counters (tenant_id, versions_created) VALUES ($1::uuid, 1)`,
 }
 
 // fixtureOrder respects the foreign keys.
 var fixtureOrder = []string{"tenants", "users", "memberships", "sessions", "refresh_tokens", "api_tokens",
 	"blobs", "nodes", "versions", "uploads", "change_journal", "journal_counters", "outbox", "quotas",
-	"devices", "journal_horizons", "shares", "share_links", "node_metadata"}
+	"devices", "journal_horizons", "shares", "share_links", "node_metadata",
+	"feature_flags", "usage_meters", "audit_log",
+	"processed_events", "usage_counters"}
 
 // tenantColumn is the column the policy compares with app.tenant_id.
 func tenantColumn(table string) string {

@@ -54,7 +54,7 @@ type upload struct {
 // Commit verifies an upload's bytes in the object store and writes the version (see the
 // package documentation).
 func (s *Service) Commit(ctx context.Context, p identity.Principal, req CommitRequest) (CommitResult, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return CommitResult{}, err
 	}
 	uploadID, ok := parseUUID(req.UploadID)
@@ -77,6 +77,15 @@ func (s *Service) Commit(ctx context.Context, p identity.Principal, req CommitRe
 	})
 	if err != nil {
 		return CommitResult{}, wrap("commit", err)
+	}
+	// Write access at the upload's path: the role's, or a share's (checked again at commit,
+	// so that a share revoked since the upload started no longer counts).
+	segs, err := splitPath(u.path)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	if err := s.authorizePath(ctx, p, segs); err != nil {
+		return CommitResult{}, err
 	}
 
 	if err := s.verify(ctx, p, u); err != nil {

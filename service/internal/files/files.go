@@ -56,6 +56,15 @@
 // (0: unlimited). Usage is computed, not metered: billing (usage meters, plans) replaces
 // this later.
 //
+// Access: reading needs files:read and writing files:write through the tenant role
+// (identity), except that, with a NodeAuthorizer (the sharing module, SetNodeAuthorizer), a
+// caller whose role lacks the permission gets it on the nodes shared with it: node-level
+// operations (content, listing a folder, versions, move, rename, copy, trash, restore, purge)
+// ask about the node (moves and copies about the destination folder too), and writes by
+// path (upload start, commit, folder creation) about the deepest live node on the path. The
+// root is never shared. Commit checks again, so a share revoked after an upload started
+// stops it.
+//
 // Copying a folder is not supported yet (copying a file is: same blob, new node).
 package files
 
@@ -101,6 +110,8 @@ type Service struct {
 	store  storage.ObjectStore
 	cfg    Config
 	logger *slog.Logger
+	// nodes, if set, lets shares grant access to nodes (SetNodeAuthorizer).
+	nodes NodeAuthorizer
 }
 
 // New returns a Service on the app role's pool and the object store.

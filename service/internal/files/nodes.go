@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/storage"
@@ -75,11 +76,14 @@ func nodeID(id string) (string, error) {
 // CreateFolder creates the folder at path, and the missing folders above it. An existing
 // node at path is 409 already_exists.
 func (s *Service) CreateFolder(ctx context.Context, p identity.Principal, path string) (Node, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return Node{}, err
 	}
 	segs, err := splitPath(path)
 	if err != nil {
+		return Node{}, err
+	}
+	if err := s.authorizePath(ctx, p, segs); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -110,11 +114,14 @@ RETURNING id`, t.tenant, parent, segs[len(segs)-1], t.actor).Scan(&id)
 
 // Get returns a node (in the trash or not) with its path.
 func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Node, error) {
-	if err := identity.Authorize(p, identity.PermFilesRead); err != nil {
+	if err := s.gate(p, false); err != nil {
 		return Node{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return Node{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -133,8 +140,21 @@ func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Nod
 // List returns the live children of a folder (parentID "": the root), ordered by name (bytes)
 // then id, a page at a time.
 func (s *Service) List(ctx context.Context, p identity.Principal, parentID, after string, limit int) (Page, error) {
-	if err := identity.Authorize(p, identity.PermFilesRead); err != nil {
-		return Page{}, err
+	if parentID == "" {
+		if err := identity.Authorize(p, identity.PermFilesRead); err != nil {
+			return Page{}, err
+		}
+	} else {
+		if err := s.gate(p, false); err != nil {
+			return Page{}, err
+		}
+		id, err := nodeID(parentID)
+		if err != nil {
+			return Page{}, err
+		}
+		if err := s.authorizeNode(ctx, p, id, false); err != nil {
+			return Page{}, err
+		}
 	}
 	limit, err := pageSize(limit)
 	if err != nil {
@@ -224,11 +244,14 @@ func (s *Service) ListTrash(ctx context.Context, p identity.Principal, after str
 
 // Versions lists a file's versions, newest first.
 func (s *Service) Versions(ctx context.Context, p identity.Principal, id string) ([]Version, error) {
-	if err := identity.Authorize(p, identity.PermFilesRead); err != nil {
+	if err := s.gate(p, false); err != nil {
 		return nil, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return nil, err
 	}
 	vs := []Version{}
@@ -255,11 +278,14 @@ FROM versions WHERE tenant_id = $1 AND node_id = $2 ORDER BY number DESC`, t.ten
 
 // Download presigns a GET of a live file's content: the current version, or versionID's.
 func (s *Service) Download(ctx context.Context, p identity.Principal, id, versionID string) (storage.Presigned, error) {
-	if err := identity.Authorize(p, identity.PermFilesRead); err != nil {
+	if err := s.gate(p, false); err != nil {
 		return storage.Presigned{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return storage.Presigned{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return storage.Presigned{}, err
 	}
 	var name, hash string
@@ -334,12 +360,20 @@ func childPath(parentPath, name string) string { return parentPath + "/" + name 
 // Move moves and/or renames a live node. Moving a folder into itself or below is 409
 // conflict; a taken name is 409 already_exists.
 func (s *Service) Move(ctx context.Context, p identity.Principal, id string, to Placement) (Node, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return Node{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
 		return Node{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, true); err != nil {
+		return Node{}, err
+	}
+	if to.ParentID != nil {
+		if err := s.authorizeParent(ctx, p, to.ParentID); err != nil {
+			return Node{}, err
+		}
 	}
 	var n Node
 	err = s.inTx(ctx, p.TenantID, p.UserID, func(t *txn) error {
@@ -391,12 +425,25 @@ func equalParent(a, b *string) bool {
 // Copy copies a live file: a new node whose first version shares the source's blob (one
 // more reference, no bytes copied). Copying folders is not supported yet.
 func (s *Service) Copy(ctx context.Context, p identity.Principal, id string, to Placement) (CommitResult, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, false); err != nil {
 		return CommitResult{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
 		return CommitResult{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, false); err != nil {
+		return CommitResult{}, err
+	}
+	if dest := to.ParentID; dest != nil || identity.Authorize(p, identity.PermFilesWrite) != nil {
+		if dest == nil {
+			if dest, err = s.parentOf(ctx, p, id); err != nil {
+				return CommitResult{}, err
+			}
+		}
+		if err := s.authorizeParent(ctx, p, dest); err != nil {
+			return CommitResult{}, err
+		}
 	}
 	var res CommitResult
 	err = s.inTx(ctx, p.TenantID, p.UserID, func(t *txn) error {
@@ -445,11 +492,14 @@ func (s *Service) Copy(ctx context.Context, p identity.Principal, id string, to 
 
 // Trash puts a live node (and, through it, its subtree) in the trash.
 func (s *Service) Trash(ctx context.Context, p identity.Principal, id string) (Node, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return Node{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return Node{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -472,11 +522,14 @@ func (s *Service) Trash(ctx context.Context, p identity.Principal, id string) (N
 // Restore takes a node out of the trash, into its folder (which must not be in the trash),
 // under its name or newName.
 func (s *Service) Restore(ctx context.Context, p identity.Principal, id string, newName *string) (Node, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return Node{}, err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return Node{}, err
+	}
+	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -534,11 +587,14 @@ func (s *Service) Restore(ctx context.Context, p identity.Principal, id string, 
 // Purge deletes a node in the trash for good, with its subtree and versions; blobs no longer
 // referenced are deleted from the object store.
 func (s *Service) Purge(ctx context.Context, p identity.Principal, id string) error {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return err
 	}
 	id, err := nodeID(id)
 	if err != nil {
+		return err
+	}
+	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return err
 	}
 	var orphans []string
@@ -614,7 +670,7 @@ WHERE tenant_id = $1 AND hash = $2 RETURNING refcount`, t.tenant, h, refs[h], no
 			}
 		}
 		t.record(opPurge, n, nil, TopicNodePurged, map[string]any{"purged_nodes": len(ids), "released_blobs": orphans})
-		return nil
+		return audit.Record(ctx, t.tx, t.tenant, t.actor, audit.NodePurged, n.ID, map[string]any{"path": n.Path, "type": n.Type, "purged_nodes": len(ids)})
 	})
 	if err != nil {
 		return wrap("purge", err)

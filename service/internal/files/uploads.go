@@ -39,11 +39,14 @@ type Upload struct {
 // CreateUpload checks the quota, records the upload and presigns the PUT of its bytes to a
 // staging object.
 func (s *Service) CreateUpload(ctx context.Context, p identity.Principal, in NewUpload) (Upload, error) {
-	if err := identity.Authorize(p, identity.PermFilesWrite); err != nil {
+	if err := s.gate(p, true); err != nil {
 		return Upload{}, err
 	}
 	segs, err := splitPath(in.Path)
 	if err != nil {
+		return Upload{}, err
+	}
+	if err := s.authorizePath(ctx, p, segs); err != nil {
 		return Upload{}, err
 	}
 	switch {
@@ -80,6 +83,13 @@ func (s *Service) CreateUpload(ctx context.Context, p identity.Principal, in New
 		}
 		_, err := t.tx.Exec(ctx, `INSERT INTO uploads (tenant_id, id, path, staging_key, size, blake3, sha256, created_by, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, t.tenant, u.ID, u.Path, key, u.Size, u.BLAKE3, shaHex, t.actor, s.now(), u.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		// The month's upload counter (usage_meters, read by the admin module): an atomic
+		// increment, correct under concurrent uploads.
+		_, err = t.tx.Exec(ctx, `INSERT INTO usage_meters (tenant_id, month, uploads, updated_at) VALUES ($1, date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC')::date, 1, $2)
+ON CONFLICT (tenant_id, month) DO UPDATE SET uploads = usage_meters.uploads + 1, updated_at = EXCLUDED.updated_at`, t.tenant, s.now())
 		return err
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 )
 
@@ -67,9 +68,12 @@ func (s *Service) CreateAPIToken(ctx context.Context, p Principal, in NewAPIToke
 	token, hash := newOpaqueToken(prefixAPIToken, p.TenantID)
 	t := APIToken{UserID: p.UserID, Name: name, Prefix: displayPrefix(token), Scopes: scopes, ExpiresAt: in.ExpiresAt.UTC()}
 	err = db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `INSERT INTO api_tokens (tenant_id, user_id, name, token_hash, prefix, scopes, created_at, expires_at)
+		if err := tx.QueryRow(ctx, `INSERT INTO api_tokens (tenant_id, user_id, name, token_hash, prefix, scopes, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at`,
-			p.TenantID, p.UserID, name, hash, t.Prefix, scopeStrings(scopes), now, t.ExpiresAt).Scan(&t.ID, &t.CreatedAt)
+			p.TenantID, p.UserID, name, hash, t.Prefix, scopeStrings(scopes), now, t.ExpiresAt).Scan(&t.ID, &t.CreatedAt); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, p.TenantID, p.UserID, audit.APITokenCreated, t.ID, map[string]any{"name": name, "scopes": scopeStrings(scopes), "prefix": t.Prefix})
 	})
 	if err != nil {
 		return APIToken{}, "", wrap("create API token", err)
@@ -136,8 +140,10 @@ func (s *Service) RevokeAPIToken(ctx context.Context, p Principal, id string) er
 		if revoked != nil {
 			return nil
 		}
-		_, err = tx.Exec(ctx, "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1", id, s.now())
-		return err
+		if _, err = tx.Exec(ctx, "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1", id, s.now()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, p.TenantID, p.UserID, audit.APITokenRevoked, id, nil)
 	})
 	if err != nil {
 		return wrap("revoke API token", err)

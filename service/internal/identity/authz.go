@@ -22,6 +22,9 @@ const (
 	// PermTenantManage: billing, suspending or deleting the tenant. No scope unlocks it:
 	// interactive sessions only.
 	PermTenantManage Permission = "tenant:manage"
+	// PermTenantAdmin: the tenant administration API (/v1/admin: quotas, usage, feature
+	// flags, users, the audit log).
+	PermTenantAdmin Permission = "tenant:admin"
 )
 
 // Scope limits what an API token may do.
@@ -44,8 +47,8 @@ func set[T comparable](vs ...T) map[T]bool {
 
 // rolePermissions is the RBAC table.
 var rolePermissions = map[Role]map[Permission]bool{
-	RoleOwner:  set(PermFilesRead, PermFilesWrite, PermAPITokensManage, PermAPITokensAdmin, PermMembersManage, PermTenantManage),
-	RoleAdmin:  set(PermFilesRead, PermFilesWrite, PermAPITokensManage, PermAPITokensAdmin, PermMembersManage),
+	RoleOwner:  set(PermFilesRead, PermFilesWrite, PermAPITokensManage, PermAPITokensAdmin, PermMembersManage, PermTenantManage, PermTenantAdmin),
+	RoleAdmin:  set(PermFilesRead, PermFilesWrite, PermAPITokensManage, PermAPITokensAdmin, PermMembersManage, PermTenantAdmin),
 	RoleMember: set(PermFilesRead, PermFilesWrite, PermAPITokensManage),
 	RoleViewer: set(PermFilesRead, PermAPITokensManage),
 }
@@ -54,7 +57,7 @@ var rolePermissions = map[Role]map[Permission]bool{
 var scopePermissions = map[Scope]map[Permission]bool{
 	ScopeFilesRead:  set(PermFilesRead),
 	ScopeFilesWrite: set(PermFilesRead, PermFilesWrite),
-	ScopeAdmin:      set(PermAPITokensManage, PermAPITokensAdmin, PermMembersManage),
+	ScopeAdmin:      set(PermAPITokensManage, PermAPITokensAdmin, PermMembersManage, PermTenantAdmin),
 }
 
 // Authorize allows perm to p only if p's role has it and, for an API token, one of its scopes

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 )
 
@@ -78,6 +79,18 @@ WHERE u.email = $1`, email).Scan(&userID, &hash, &status, &role)
 		return Tokens{}, err
 	}
 	if !ok || hash == nil || tenantStatus != "active" || status == nil || *status != "active" || role == nil {
+		if tenantID != "" {
+			// Audit the failure in the tenant (an unknown tenant has no log to write to).
+			var actor string
+			if userID != nil {
+				actor = *userID
+			}
+			if err := db.WithTenant(ctx, s.pool, tenantID, func(tx pgx.Tx) error {
+				return audit.Record(ctx, tx, tenantID, actor, audit.LoginFailed, actor, map[string]any{"email": email})
+			}); err != nil {
+				return Tokens{}, wrap("login: audit", err)
+			}
+		}
 		return Tokens{}, ErrInvalidCredentials
 	}
 
@@ -93,7 +106,10 @@ WHERE u.email = $1`, email).Scan(&userID, &hash, &status, &role)
 		}
 		var err error
 		refresh, refreshExpires, err = s.insertRefreshToken(ctx, tx, tenantID, p.SessionID, now, sessionExpires)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, tenantID, p.UserID, audit.LoginSucceeded, p.UserID, map[string]any{"session_id": p.SessionID})
 	})
 	if err != nil {
 		return Tokens{}, wrap("login: create session", err)

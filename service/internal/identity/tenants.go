@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 )
@@ -107,7 +108,12 @@ func (s *Service) AddUser(ctx context.Context, p Principal, in NewUser) (User, e
 		return User{}, err
 	}
 	u := User{TenantID: p.TenantID, Email: email, DisplayName: displayName, Role: in.Role}
-	err = db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error { return insertUser(ctx, tx, &u, hash) })
+	err = db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
+		if err := insertUser(ctx, tx, &u, hash); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, p.TenantID, p.UserID, audit.UserAdded, u.ID, map[string]any{"email": u.Email, "role": string(u.Role)})
+	})
 	if err != nil {
 		return User{}, wrap("add user", err)
 	}

@@ -14,8 +14,9 @@
 // files:read, write one unlocking files:write (identity.ScopeAllows), besides the token's
 // user having the share. A node the caller has no access to at all is answered 404, like a
 // node that does not exist (or belongs to another tenant); one it may read but not write is
-// 403 for writes. Service.Authorize exposes the check to other modules (files' node-level
-// writes should use it so that editor shares take effect there too).
+// 403 for writes. Service.Authorize exposes the check to other modules; files consults it
+// (AuthorizeNode, as its files.NodeAuthorizer) so that shares take effect in /v1/files and
+// /v1/nodes too.
 //
 // Managing a node's shares and links needs write access to it; listing its shares, read
 // access. A share names a user of the caller's tenant by id or email; sharing again with the
@@ -51,6 +52,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
@@ -315,6 +317,16 @@ func (s *Service) Authorize(ctx context.Context, p identity.Principal, id string
 	return s.check(p, n, need)
 }
 
+// AuthorizeNode is Authorize for modules that do not import sharing (files.NodeAuthorizer):
+// write asks for Write access, otherwise Read.
+func (s *Service) AuthorizeNode(ctx context.Context, p identity.Principal, id string, write bool) error {
+	need := Read
+	if write {
+		need = Write
+	}
+	return s.Authorize(ctx, p, id, need)
+}
+
 // ReadScope says which nodes p may read: all of its tenant's (all), or else the subtrees
 // under roots, the nodes shared with it. An error means none (p's credential allows no
 // reading at all).
@@ -348,7 +360,17 @@ const (
 	TopicLinkRevoked  = "sharing.link.revoked"
 )
 
-// event writes an outbox row in tx.
+// auditTypes maps the outbox topics to the audit log's event types: every share and link
+// change is security-relevant.
+var auditTypes = map[string]string{
+	TopicShareCreated: audit.ShareCreated,
+	TopicShareUpdated: audit.ShareUpdated,
+	TopicShareRevoked: audit.ShareRevoked,
+	TopicLinkCreated:  audit.LinkCreated,
+	TopicLinkRevoked:  audit.LinkRevoked,
+}
+
+// event writes an outbox row in tx, and the matching audit log row.
 func event(ctx context.Context, tx pgx.Tx, tenant, topic string, payload map[string]any, at time.Time) error {
 	payload["tenant_id"] = tenant
 	payload["at"] = at
@@ -356,6 +378,16 @@ func event(ctx context.Context, tx pgx.Tx, tenant, topic string, payload map[str
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, "INSERT INTO outbox (tenant_id, topic, payload, created_at) VALUES ($1, $2, $3, $4)", tenant, topic, b, at)
-	return err
+	if _, err = tx.Exec(ctx, "INSERT INTO outbox (tenant_id, topic, payload, created_at) VALUES ($1, $2, $3, $4)", tenant, topic, b, at); err != nil {
+		return err
+	}
+	if typ, ok := auditTypes[topic]; ok {
+		actor, _ := payload["actor_id"].(string)
+		target, _ := payload["share_id"].(string)
+		if target == "" {
+			target, _ = payload["link_id"].(string)
+		}
+		return audit.Record(ctx, tx, tenant, actor, typ, target, payload)
+	}
+	return nil
 }

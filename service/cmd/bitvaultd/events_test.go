@@ -52,7 +52,7 @@ func TestBinaryEvents(t *testing.T) {
 				"BITVAULT_STORAGE=fs", "BITVAULT_HTTP_ADDR="+addr, "BITVAULT_PUBLIC_URL=http://"+addr)...)
 			p := processtest.Start(t, bin, env...)
 			base := "http://" + p.Addr(30*time.Second)
-			waitReady(t, base, `"outbox":{"status":"ok"}`)
+			waitReady(t, base, `"outbox":{"status":"ok","detail":"0 unpublished, oldest 0s"}`)
 			if code, body := post(t, base+"/v1/tenants", bootstrap, `{"slug":"acme","name":"Acme","owner":{"email":"owner@acme.example","password":"owner-password-1"}}`); code != http.StatusCreated {
 				t.Fatalf("POST /v1/tenants = %d %s", code, body)
 			}

@@ -188,4 +188,3 @@ func (b *JetStream) Close() {
 		b.nc.Close()
 	}
 }
-

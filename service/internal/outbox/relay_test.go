@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/consumers"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/outbox"
+	"github.com/bitvault/bitvault/service/internal/platform/health"
 	"github.com/bitvault/bitvault/service/internal/testsupport/natstest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
 )
@@ -162,8 +164,10 @@ func TestRelayRLS(t *testing.T) {
 	if err != nil || l.Unpublished != 5 {
 		t.Fatalf("lag %+v %v, want 5 unpublished", l, err)
 	}
-	if err := outbox.LagCheck(e.app, time.Hour)(ctx); err != nil {
-		t.Fatal(err)
+	checks := health.New(0)
+	checks.Add("outbox", outbox.LagCheck(e.app, time.Hour))
+	if rep, ok := checks.Ready(ctx); !ok || !strings.HasPrefix(rep.Checks["outbox"].Detail, "5 unpublished, oldest ") {
+		t.Fatalf("ready %v %+v, want ok with the backlog as detail", ok, rep)
 	}
 	time.Sleep(20 * time.Millisecond)
 	if err := outbox.LagCheck(e.app, time.Millisecond)(ctx); err == nil {
@@ -332,6 +336,26 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		if got := n.Load(); got != 37 {
 			t.Fatalf("worker handled %d before the kill", got)
 		}
+	}
+	// A hard kill: the worker's connection drops after the effect of its 37th message, no
+	// ack and no nak reach the server; the message comes back after AckWait.
+	hard, err := bus.ConnectJetStream(context.Background(), s.URL(), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	if err := hard.Subscribe(ctx, consumers.MeterName, consumers.MeterFilter, func(ctx context.Context, m bus.Message) error {
+		if err := meter.Handle(ctx, m); err != nil {
+			return err
+		}
+		if n.Add(1) == 37 {
+			hard.Close()
+			cancel()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// A separate connection, as a new worker process.
 	b2 := jetstreamBus(t, s)

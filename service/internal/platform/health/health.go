@@ -44,7 +44,7 @@ type Report struct {
 type CheckResult struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
-	// Detail says why a dependency is not configured.
+	// Detail says why a dependency is not configured, or what a passing check reports.
 	Detail string `json:"detail,omitempty"`
 }
 
@@ -58,6 +58,14 @@ func (e *notConfigured) Error() string { return "not configured: " + e.reason }
 func NotConfigured(reason string) Check {
 	return func(context.Context) error { return &notConfigured{reason: reason} }
 }
+
+// okDetail is the error of a passing check that reports a detail (see OK).
+type okDetail struct{ detail string }
+
+func (e *okDetail) Error() string { return "ok: " + e.detail }
+
+// OK is what a check returns to pass with a detail shown in the report (e.g. a backlog).
+func OK(detail string) error { return &okDetail{detail: detail} }
 
 // Checker holds the readiness checks and the draining state. The zero value is not usable;
 // use New.
@@ -120,6 +128,10 @@ func (c *Checker) Ready(ctx context.Context) (Report, bool) {
 	for i, name := range names {
 		if nc, ok := errors.AsType[*notConfigured](errs[i]); ok {
 			rep.Checks[name] = CheckResult{Status: StatusNotConfigured, Detail: nc.reason}
+			continue
+		}
+		if ok, isOK := errors.AsType[*okDetail](errs[i]); isOK {
+			rep.Checks[name] = CheckResult{Status: StatusOK, Detail: ok.detail}
 			continue
 		}
 		if errs[i] != nil {

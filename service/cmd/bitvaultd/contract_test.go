@@ -191,6 +191,28 @@ func TestAPIContract(t *testing.T) {
 	code, b, _ = raw("DELETE", "/v1/admin/usage", access, nil)
 	want(code, 405, "DELETE usage", b)
 
+	// Webhooks.
+	code, b, _ = raw("POST", "/v1/webhooks", access, map[string]any{"url": "https://hooks.example/bitvault", "events": []string{"files.version.created"}})
+	want(code, 201, "POST webhooks", b)
+	var hook struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	must(json.Unmarshal(b, &hook))
+	if hook.Secret == "" {
+		t.Fatalf("POST webhooks without a secret: %s", b)
+	}
+	code, b, _ = raw("GET", "/v1/webhooks", access, nil)
+	want(code, 200, "GET webhooks", b)
+	code, b, _ = raw("GET", "/v1/webhooks/"+hook.ID+"/deliveries?limit=10", access, nil)
+	want(code, 200, "GET webhook deliveries", b)
+	code, b, _ = raw("POST", "/v1/webhooks", access, map[string]any{"url": "not a url"})
+	want(code, 400, "POST webhooks with a bad url", b)
+	code, b, _ = raw("DELETE", "/v1/webhooks/"+hook.ID, access, nil)
+	want(code, 204, "DELETE webhook", b)
+	code, b, _ = raw("DELETE", "/v1/webhooks/"+hook.ID, access, nil)
+	want(code, 404, "DELETE webhook again", b)
+
 	// A tenant over HTTP; logging out with the refresh token, then with the access token.
 	_, err = c.CreateTenant(ctx, bootstrap, client.NewTenant{Slug: "other", Name: "Other", Owner: client.NewOwner{Email: "o@other.example", Password: ownerPassword}})
 	must(err)

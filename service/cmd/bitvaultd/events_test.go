@@ -86,9 +86,31 @@ func TestBinaryEvents(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			var unpublished int
-			if err := super.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE published_at IS NULL").Scan(&unpublished); err != nil || unpublished != 0 {
-				t.Fatalf("%d unpublished outbox rows (%v)", unpublished, err)
+			// bitvaultd runs the object-store consumers in both profiles: the indexer indexes the
+			// files (single-letter text).
+			for {
+				var indexed int
+				err := super.QueryRow(context.Background(), "SELECT count(*) FROM node_content").Scan(&indexed)
+				if err == nil && indexed == files {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d files indexed (%v), want %d", indexed, err, files)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			// The relay marks a batch published after publishing it: a consumer may have seen
+			// the events before the mark commits, so wait for it.
+			for {
+				var unpublished int
+				err := super.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE published_at IS NULL").Scan(&unpublished)
+				if err == nil && unpublished == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d unpublished outbox rows (%v)", unpublished, err)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 			p.Signal(syscall.SIGTERM)
 			if code := p.Wait(10 * time.Second); code != 0 {

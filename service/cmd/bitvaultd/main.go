@@ -57,6 +57,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/sharing"
 	"github.com/bitvault/bitvault/service/internal/storage"
 	bvsync "github.com/bitvault/bitvault/service/internal/sync"
+	"github.com/bitvault/bitvault/service/internal/webhooks"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -129,6 +130,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 			sharing.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 			search.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 			admin.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
+			webhooks.UnavailableRoutes(mux, "no database configured ("+config.EnvDB+"=none)")
 		}}, nil
 	}
 	idcfg, err := identity.LoadConfig(env.Lookup)
@@ -221,6 +223,11 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		pool.Close()
 		return app.Module{}, err
 	}
+	hooks, err := webhooks.New(pool, webhooks.Config{}, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
 	routes = append(routes, func(mux *http.ServeMux) {
 		auth := func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler {
 			return svc.Authenticated(env.Logger, next)
@@ -229,6 +236,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		shsvc.Routes(mux, auth)
 		searchsvc.Routes(mux, auth)
 		adminsvc.Routes(mux, auth)
+		hooks.Routes(mux, auth)
 	})
 	// The outbox relay and, in the lite profile, the in-process bus and consumers.
 	evcfg, err := events.LoadConfig(env.Lookup)
@@ -236,6 +244,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		pool.Close()
 		return app.Module{}, app.ConfigError(err)
 	}
+	evcfg.Files, evcfg.Webhooks = fsvc, hooks
 	stopEvents, _, err := events.StartServer(ctx, evcfg, pool, env.Checks, env.Logger)
 	if err != nil {
 		pool.Close()

@@ -1,5 +1,7 @@
-// Package consumers holds the event-bus consumers: the meter (per-tenant usage counters) and
-// the sync signal (a per-tenant in-memory fan-out waking long-polling sync clients).
+// Package consumers holds the event-bus consumers: the meter (per-tenant usage counters),
+// the sync signal (a per-tenant in-memory fan-out waking long-polling sync clients), the GC
+// (finalizer of unreferenced blobs and expired uploads, with a periodic sweep), the search
+// indexer (text of small files) and the webhook fan-out (with the webhooks dispatcher).
 //
 // A consumer with a database effect is idempotent through the processed-event ledger
 // (processed_events): it inserts (consumer, event id) in the transaction of its effect and
@@ -14,12 +16,15 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bitvault/bitvault/service/internal/bus"
 	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/files"
+	"github.com/bitvault/bitvault/service/internal/webhooks"
 )
 
 // Consumer names and filters.
@@ -150,25 +155,61 @@ func (s *Signal) Handle(_ context.Context, msg bus.Message) error {
 	return nil
 }
 
+// Options select the consumers RunWith runs.
+type Options struct {
+	// Meter runs the meter.
+	Meter bool
+	// Signal, if set, runs the sync signal.
+	Signal *Signal
+	// Files, if set, runs the consumers that need the object store: the GC (consumer and
+	// periodic sweep, every GCInterval) and the indexer.
+	Files      *files.Service
+	GCInterval time.Duration
+	// Webhooks, if set, runs the webhook fan-out consumer and the delivery dispatcher.
+	Webhooks *webhooks.Service
+	Logger   *slog.Logger
+}
+
 // Run subscribes the meter and the signal (if not nil) to b until ctx ends.
 func Run(ctx context.Context, b bus.Bus, pool *pgxpool.Pool, signal *Signal, logger *slog.Logger) error {
+	return RunWith(ctx, b, pool, Options{Meter: true, Signal: signal, Logger: logger})
+}
+
+// RunWith runs the consumers of o on b until ctx ends.
+func RunWith(ctx context.Context, b bus.Bus, pool *pgxpool.Pool, o Options) error {
+	logger := o.Logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	errs := make(chan error, 8)
 	n := 0
-	start := func(name, filter string, h bus.Handler) {
+	goRun := func(name string, fn func() error) {
 		n++
 		go func() {
-			err := b.Subscribe(ctx, name, filter, h)
+			err := fn()
 			if err != nil && logger != nil {
 				logger.Error("consumer stopped", slog.String("consumer", name), slog.String("error", err.Error()))
 			}
 			errs <- err
 		}()
 	}
-	start(MeterName, MeterFilter, Meter{Pool: pool}.Handle)
-	if signal != nil {
-		start(SignalName, SignalFilter, signal.Handle)
+	start := func(name, filter string, h bus.Handler) {
+		goRun(name, func() error { return b.Subscribe(ctx, name, filter, h) })
+	}
+	if o.Meter {
+		start(MeterName, MeterFilter, Meter{Pool: pool}.Handle)
+	}
+	if o.Signal != nil {
+		start(SignalName, SignalFilter, o.Signal.Handle)
+	}
+	if o.Files != nil {
+		gc := GC{Pool: pool, Files: o.Files, Logger: logger}
+		start(GCName, GCFilter, gc.Handle)
+		goRun("gc-sweep", func() error { return gc.RunSweeper(ctx, o.GCInterval) })
+		start(IndexerName, IndexerFilter, Indexer{Pool: pool, Store: o.Files.Store()}.Handle)
+	}
+	if o.Webhooks != nil {
+		start(WebhooksName, WebhooksFilter, WebhookFanout{Pool: pool, Webhooks: o.Webhooks}.Handle)
+		goRun("webhooks-dispatch", func() error { return o.Webhooks.RunDispatcher(ctx) })
 	}
 	var first error
 	for range n {

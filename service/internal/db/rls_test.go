@@ -51,6 +51,10 @@ var fixtures = map[string]string{
 	// 0005_events
 	"processed_events": `INSERT INTO processed_events (tenant_id, consumer, event_id) VALUES ($1::uuid, 'meter', $1::uuid::text)`,
 	"usage_counters":   `INSERT INTO usage_counters (tenant_id, versions_created) VALUES ($1::uuid, 1)`,
+	// 0006_workers
+	"node_content":       `INSERT INTO node_content (tenant_id, node_id, version_id, content, search_vector) VALUES ($1::uuid, $1::uuid, $1::uuid, 'hello world', to_tsvector('simple', 'hello world'))`,
+	"webhook_endpoints":  `INSERT INTO webhook_endpoints (tenant_id, id, url, secret, created_by) VALUES ($1::uuid, $1::uuid, 'https://hooks.example/x', 'whsec_x', $1::uuid)`,
+	"webhook_deliveries": `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, next_attempt_at) VALUES ($1::uuid, $1::uuid, $1::uuid::text, 'files.node.created', '{}', now())`,
 }
 
 // fixtureOrder respects the foreign keys.
@@ -58,7 +62,8 @@ var fixtureOrder = []string{"tenants", "users", "memberships", "sessions", "refr
 	"blobs", "nodes", "versions", "uploads", "change_journal", "journal_counters", "outbox", "quotas",
 	"devices", "journal_horizons", "shares", "share_links", "node_metadata",
 	"feature_flags", "usage_meters", "audit_log",
-	"processed_events", "usage_counters"}
+	"processed_events", "usage_counters",
+	"node_content", "webhook_endpoints", "webhook_deliveries"}
 
 // tenantColumn is the column the policy compares with app.tenant_id.
 func tenantColumn(table string) string {

@@ -6,6 +6,11 @@
 //   - standard: bitvaultd runs the relay to NATS JetStream (BITVAULT_NATS_URL);
 //     bitvault-worker runs the consumers on JetStream durable consumers.
 //
+// The consumers that need the object store (GC and its sweep, indexer: Config.Files) and the
+// webhooks (fan-out and dispatcher: Config.Webhooks), both set by bitvaultd, run in bitvaultd in both profiles: on the in-process bus in lite, on
+// JetStream durable consumers (shared by the bitvaultd replicas) in standard. The GC sweep
+// runs every BITVAULT_GC_INTERVAL (default 1m).
+//
 // bitvaultd's /readyz gets an "outbox" check failing when the oldest unpublished event is
 // older than BITVAULT_OUTBOX_MAX_LAG (default 5m), and, in standard, a "nats" check.
 package events
@@ -23,19 +28,22 @@ import (
 
 	"github.com/bitvault/bitvault/service/internal/bus"
 	"github.com/bitvault/bitvault/service/internal/consumers"
+	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/outbox"
 	"github.com/bitvault/bitvault/service/internal/platform/health"
+	"github.com/bitvault/bitvault/service/internal/webhooks"
 )
 
 // Environment variables.
 const (
-	EnvProfile   = "BITVAULT_PROFILE"
-	EnvNATSURL   = "BITVAULT_NATS_URL"
-	EnvMaxLag    = "BITVAULT_OUTBOX_MAX_LAG"
-	ProfileLite  = "lite"
-	ProfileStd   = "standard"
-	defaultLag   = 5 * time.Minute
-	connectLimit = 30 * time.Second
+	EnvProfile    = "BITVAULT_PROFILE"
+	EnvNATSURL    = "BITVAULT_NATS_URL"
+	EnvMaxLag     = "BITVAULT_OUTBOX_MAX_LAG"
+	EnvGCInterval = "BITVAULT_GC_INTERVAL"
+	ProfileLite   = "lite"
+	ProfileStd    = "standard"
+	defaultLag    = 5 * time.Minute
+	connectLimit  = 30 * time.Second
 )
 
 // Config is the events configuration.
@@ -43,6 +51,13 @@ type Config struct {
 	Profile string
 	NATSURL string
 	MaxLag  time.Duration
+	// GCInterval is the period of the GC sweep (0: consumers.DefaultGCInterval).
+	GCInterval time.Duration
+	// Files, set by bitvaultd (not read from the environment), enables the consumers that
+	// need the files service and its object store.
+	Files *files.Service
+	// Webhooks, set by bitvaultd, enables the webhook fan-out and dispatcher.
+	Webhooks *webhooks.Service
 }
 
 // LoadConfig reads the configuration.
@@ -65,6 +80,13 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: want a positive duration", EnvMaxLag, v)
 		}
 		c.MaxLag = d
+	}
+	if v := get(EnvGCInterval); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return Config{}, fmt.Errorf("%s=%q: want a duration of at least 1s", EnvGCInterval, v)
+		}
+		c.GCInterval = d
 	}
 	return c, nil
 }
@@ -118,9 +140,13 @@ func StartServer(ctx context.Context, cfg Config, pool *pgxpool.Pool, checks *he
 	g := &group{cancel: cancel}
 	relay := &outbox.Relay{Pool: pool, Bus: b, Logger: logger}
 	g.wg.Go(func() { _ = relay.Run(gctx) })
+	o := consumers.Options{Files: cfg.Files, GCInterval: cfg.GCInterval, Webhooks: cfg.Webhooks, Logger: logger}
 	if cfg.Profile == ProfileLite {
+		o.Meter, o.Signal = true, signal
+	}
+	if o.Meter || o.Files != nil || o.Webhooks != nil {
 		g.wg.Go(func() {
-			if err := consumers.Run(gctx, b, pool, signal, logger); err != nil {
+			if err := consumers.RunWith(gctx, b, pool, o); err != nil {
 				logger.Error("consumers stopped", slog.String("error", err.Error()))
 			}
 		})

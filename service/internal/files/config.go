@@ -19,6 +19,9 @@ const (
 	EnvUploadTTL = "BITVAULT_UPLOAD_TTL"
 	// EnvDownloadTTL is the lifetime of presigned downloads (default 5m).
 	EnvDownloadTTL = "BITVAULT_DOWNLOAD_TTL"
+	// EnvBlobGrace is how long an unreferenced blob is kept before the GC consumer deletes
+	// it (default 0: a purge deletes it at once; the GC sweep finishes interrupted ones).
+	EnvBlobGrace = "BITVAULT_BLOB_GRACE"
 )
 
 // LoadConfig reads the files settings through lookup.
@@ -51,6 +54,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	}
 	ttl(EnvUploadTTL, &c.UploadTTL, time.Minute, 7*24*time.Hour)
 	ttl(EnvDownloadTTL, &c.DownloadTTL, 10*time.Second, 7*24*time.Hour)
+	if v := get(EnvBlobGrace); v != "0" {
+		ttl(EnvBlobGrace, &c.BlobGrace, time.Second, 30*24*time.Hour)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
 	}

@@ -47,6 +47,10 @@
 // count reaches zero turns 'deleting'; the object is deleted while the row is locked, and
 // the row removed in the same transaction. A commit of the same content meanwhile waits for
 // the lock and then copies the object again, so promotion and deletion cannot interleave.
+// With Config.BlobGrace (BITVAULT_BLOB_GRACE), Purge leaves the blob 'deleting' and the GC
+// consumer's sweep (CollectGarbage) deletes it once the grace period has passed, re-checking
+// refcount = 0 and the row's age under the lock; a commit of the same content meanwhile
+// makes it 'committed' again.
 //
 // Quota: checked when an upload starts (the digest's synchronous check), under a per-tenant
 // advisory lock: bytes are the tenant's committed blobs (deduplicated, every version and the
@@ -102,6 +106,10 @@ type Config struct {
 	BytesLimit, FilesLimit int64
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// BlobGrace is how long a blob whose refcount reached 0 is kept before the GC deletes it
+	// (0: Purge deletes it at once). A commit of the same content within the grace period
+	// takes it back (state 'committed'), so it is never deleted.
+	BlobGrace time.Duration
 }
 
 // Service implements the files module.

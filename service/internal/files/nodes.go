@@ -675,6 +675,9 @@ WHERE tenant_id = $1 AND hash = $2 RETURNING refcount`, t.tenant, h, refs[h], no
 	if err != nil {
 		return wrap("purge", err)
 	}
+	if s.cfg.BlobGrace > 0 {
+		return nil // the GC deletes the orphans once the grace period has passed
+	}
 	for _, h := range orphans {
 		if err := s.deleteBlob(ctx, p.TenantID, h); err != nil {
 			// Left in state 'deleting': CollectGarbage finishes it.
@@ -685,11 +688,25 @@ WHERE tenant_id = $1 AND hash = $2 RETURNING refcount`, t.tenant, h, refs[h], no
 }
 
 // deleteBlob deletes an unreferenced blob's object and row, unless a commit took a new
-// reference meanwhile. The row stays locked while the object is deleted.
+// reference meanwhile (or, with a grace period, since the cut-off: the row's updated_at is
+// after it). The refcount is re-checked under the row lock, which stays held while the
+// object is deleted, so a concurrent commit of the same content waits and copies it again.
 func (s *Service) deleteBlob(ctx context.Context, tenantID, hash string) error {
-	return s.inTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	_, err := s.deleteBlobCounted(ctx, tenantID, hash)
+	return err
+}
+
+// deleteBlobCounted is deleteBlob, reporting whether it deleted the blob.
+func (s *Service) deleteBlobCounted(ctx context.Context, tenantID, hash string) (bool, error) {
+	cutoff := s.now().Add(-s.cfg.BlobGrace)
+	if s.cfg.BlobGrace <= 0 {
+		cutoff = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	deleted := false
+	err := s.inTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		deleted = false
 		var one int
-		err := tx.QueryRow(ctx, "SELECT 1 FROM blobs WHERE tenant_id = $1 AND hash = $2 AND refcount = 0 AND state <> 'committed' FOR UPDATE", tenantID, hash).Scan(&one)
+		err := tx.QueryRow(ctx, "SELECT 1 FROM blobs WHERE tenant_id = $1 AND hash = $2 AND refcount = 0 AND state <> 'committed' AND updated_at <= $3 FOR UPDATE", tenantID, hash, cutoff).Scan(&one)
 		if isNoRows(err) {
 			return nil
 		}
@@ -700,15 +717,28 @@ func (s *Service) deleteBlob(ctx context.Context, tenantID, hash string) error {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM blobs WHERE tenant_id = $1 AND hash = $2", tenantID, hash)
+		deleted = err == nil
 		return err
 	})
+	return deleted, err
 }
 
 // GarbageReport says what CollectGarbage removed.
 type GarbageReport struct {
 	Blobs   int `json:"blobs"`
 	Uploads int `json:"uploads"`
+	// Pending counts the unreferenced blobs still within their grace period.
+	Pending int `json:"pending,omitempty"`
 }
+
+// BlobGrace is the configured grace period of unreferenced blobs.
+func (s *Service) BlobGrace() time.Duration { return s.cfg.BlobGrace }
+
+// Store is the service's object store (for the consumers reading blobs: the indexer).
+func (s *Service) Store() storage.ObjectStore { return s.store }
+
+// Now is the service's clock (UTC).
+func (s *Service) Now() time.Time { return s.now() }
 
 // CollectGarbage finishes a tenant's interrupted work: it deletes blobs whose references are
 // gone (left by a purge that could not delete them), and expires pending uploads past their
@@ -720,14 +750,21 @@ func (s *Service) CollectGarbage(ctx context.Context, tenantID string) (GarbageR
 	var uploads []stale
 	err := s.inTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		hashes, uploads = nil, nil
-		rows, err := tx.Query(ctx, "SELECT hash FROM blobs WHERE tenant_id = $1 AND refcount = 0 AND state <> 'committed' ORDER BY hash", tenantID)
+		rep.Pending = 0
+		cutoff := s.now().Add(-s.cfg.BlobGrace)
+		rows, err := tx.Query(ctx, "SELECT hash, updated_at <= $2 FROM blobs WHERE tenant_id = $1 AND refcount = 0 AND state <> 'committed' ORDER BY hash", tenantID, cutoff)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var h string
-			if err := rows.Scan(&h); err != nil {
+			var due bool
+			if err := rows.Scan(&h, &due); err != nil {
 				return err
+			}
+			if !due && s.cfg.BlobGrace > 0 {
+				rep.Pending++
+				continue
 			}
 			hashes = append(hashes, h)
 		}
@@ -751,10 +788,13 @@ func (s *Service) CollectGarbage(ctx context.Context, tenantID string) (GarbageR
 		return rep, wrap("collect garbage", err)
 	}
 	for _, h := range hashes {
-		if err := s.deleteBlob(ctx, tenantID, h); err != nil {
+		deleted, err := s.deleteBlobCounted(ctx, tenantID, h)
+		if err != nil {
 			return rep, wrap("collect garbage", err)
 		}
-		rep.Blobs++
+		if deleted {
+			rep.Blobs++
+		}
 	}
 	for _, u := range uploads {
 		if err := s.store.Delete(ctx, u.key); err != nil {

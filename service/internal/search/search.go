@@ -10,6 +10,12 @@
 // transaction writes both), so there is no indexing lag; the OpenSearch backend of the full
 // tier would be fed from the outbox instead.
 //
+// node_content (migration 0006) holds the text of small text-like files, extracted by the
+// indexer consumer from files.version.created events (so it lags the namespace by the
+// outbox relay and the bus), as a document at weight D: a node matches when its name and
+// metadata document together with its content document has every word, and a match in the
+// content ranks below one in the name.
+//
 // # Query
 //
 // GET /v1/search?q= splits q into words (letters, digits and marks) and matches nodes whose
@@ -168,11 +174,12 @@ func tsQuery(q string) (string, error) {
 // the roots $4; after the keyset position ($6 rank, $7 id) if any; $8 rows.
 const searchQuery = `SELECT r.id, r.type, r.name, r.parent_id, r.size, r.updated_at, r.path, r.rank FROM (
 	SELECT n.id, n.type, n.name, n.parent_id, n.size, n.updated_at, pl.path,
-		ts_rank(n.search_vector, to_tsquery('simple', $2), 1)::float8
+		ts_rank(n.search_vector || coalesce(c.search_vector, ''::tsvector), to_tsquery('simple', $2), 1)::float8
 		+ CASE WHEN lower(n.name) = lower($3) THEN 1.0
 			WHEN lower(regexp_replace(n.name, '\.[^.]*$', '')) = lower($3) THEN 0.5
 			ELSE 0 END AS rank
 	FROM nodes n
+	LEFT JOIN node_content c ON c.tenant_id = n.tenant_id AND c.node_id = n.id
 	CROSS JOIN LATERAL (
 		WITH RECURSIVE up AS (
 			SELECT n.id, n.parent_id, n.name, n.deleted_at, 1 AS depth
@@ -186,7 +193,8 @@ const searchQuery = `SELECT r.id, r.type, r.name, r.parent_id, r.size, r.updated
 			coalesce(bool_or(up.id = ANY($4::uuid[])), false) AS shared
 		FROM up
 	) pl
-	WHERE n.tenant_id = $1 AND n.deleted_at IS NULL AND n.search_vector @@ to_tsquery('simple', $2)
+	WHERE n.tenant_id = $1 AND n.deleted_at IS NULL
+		AND (n.search_vector || coalesce(c.search_vector, ''::tsvector)) @@ to_tsquery('simple', $2)
 		AND NOT pl.in_trash AND ($5 OR pl.shared)
 ) r
 WHERE $6::float8 IS NULL OR r.rank < $6 OR r.rank = $6 AND r.id > $7::uuid

@@ -71,7 +71,10 @@ type Env struct {
 }
 
 // New starts an Env on a fresh database.
-func New(t testing.TB) *Env {
+func New(t testing.TB) *Env { return NewWith(t) }
+
+// NewWith is New with the files configuration adjusted by tweak.
+func NewWith(t testing.TB, tweak ...func(*files.Config)) *Env {
 	t.Helper()
 	ctx := context.Background()
 	d := pgtest.New(t)
@@ -98,7 +101,11 @@ func New(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	mux.Handle(storage.BlobsPath, store.Handler())
-	fsvc, err := files.New(pool, store, files.Config{Now: clock.Now}, logger)
+	fcfg := files.Config{Now: clock.Now}
+	for _, f := range tweak {
+		f(&fcfg)
+	}
+	fsvc, err := files.New(pool, store, fcfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

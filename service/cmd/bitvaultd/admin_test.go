@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
 	"time"
-
-	"lukechampine.com/blake3"
 )
 
 // adminCall sends a JSON request to the stack and decodes a JSON answer into out (if not
@@ -52,29 +49,11 @@ func adminCall(t *testing.T, s *stack, method, path, bearer string, body, out an
 // first step that failed, or of the commit.
 func adminUpload(t *testing.T, s *stack, bearer, path string, content []byte) int {
 	t.Helper()
-	sum := blake3.Sum256(content)
-	var up struct {
-		UploadID string `json:"upload_id"`
-		Upload   struct {
-			Method  string              `json:"method"`
-			URL     string              `json:"url"`
-			Headers map[string][]string `json:"headers"`
-		} `json:"upload"`
-	}
-	if code := adminCall(t, s, "POST", "/v1/files", bearer, map[string]any{"path": path, "size": len(content), "blake3": hex.EncodeToString(sum[:])}, &up); code != http.StatusCreated {
+	var up declaredUpload
+	if code := adminCall(t, s, "POST", "/v1/files", bearer, map[string]any{"path": path, "size": len(content), "blake3": blake3Hex(content)}, &up); code != http.StatusCreated {
 		return code
 	}
-	req, _ := http.NewRequest(up.Upload.Method, up.Upload.URL, bytes.NewReader(content))
-	for k, vs := range up.Upload.Headers {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	up.put(t, content)
 	return adminCall(t, s, "POST", "/v1/files/commit", bearer, map[string]any{"upload_id": up.UploadID}, nil)
 }
 

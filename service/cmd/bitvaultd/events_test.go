@@ -3,17 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"lukechampine.com/blake3"
 
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/natstest"
@@ -28,12 +23,7 @@ func TestBinaryEvents(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			d := pgtest.New(t)
 			bin := buildOnce(t)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close()
+			addr := freeAddr(t)
 			common := []string{"BITVAULT_DATABASE_URL=" + d.AppDSN, "BITVAULT_PROFILE=" + profile}
 			if profile == "standard" {
 				s := natstest.New(t)
@@ -53,22 +43,13 @@ func TestBinaryEvents(t *testing.T) {
 			p := processtest.Start(t, bin, env...)
 			base := "http://" + p.Addr(30*time.Second)
 			waitReady(t, base, `"outbox":{"status":"ok","detail":"0 unpublished, oldest 0s"}`)
-			if code, body := post(t, base+"/v1/tenants", bootstrap, `{"slug":"acme","name":"Acme","owner":{"email":"owner@acme.example","password":"owner-password-1"}}`); code != http.StatusCreated {
-				t.Fatalf("POST /v1/tenants = %d %s", code, body)
-			}
-			_, body := post(t, base+"/v1/auth/login", "", `{"tenant":"acme","email":"owner@acme.example","password":"owner-password-1"}`)
-			var tok struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
-				t.Fatalf("login: %s", body)
-			}
+			token := acmeOwner(t, base)
 			const files = 5
 			var bytesTotal int64
 			for i := range files {
 				content := bytes.Repeat([]byte{byte('a' + i)}, 1000*(i+1))
 				bytesTotal += int64(len(content))
-				uploadFile(t, base, tok.AccessToken, fmt.Sprintf("/f%d.bin", i), content)
+				uploadFile(t, base, token, fmt.Sprintf("/f%d.bin", i), content)
 			}
 			super := pgtest.Pool(t, d.SuperDSN)
 			deadline := time.Now().Add(30 * time.Second)
@@ -133,40 +114,5 @@ func waitReady(t *testing.T, base, want string) {
 			t.Fatalf("/readyz = %d %s, want %s", code, body, want)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// uploadFile declares, uploads and commits content at path.
-func uploadFile(t *testing.T, base, token, path string, content []byte) {
-	t.Helper()
-	sum := blake3.Sum256(content)
-	code, body := post(t, base+"/v1/files", token, fmt.Sprintf(`{"path":%q,"size":%d,"blake3":%q}`, path, len(content), hex.EncodeToString(sum[:])))
-	var up struct {
-		UploadID string `json:"upload_id"`
-		Upload   struct {
-			Method  string              `json:"method"`
-			URL     string              `json:"url"`
-			Headers map[string][]string `json:"headers"`
-		} `json:"upload"`
-	}
-	if err := json.Unmarshal(body, &up); err != nil || code != http.StatusCreated {
-		t.Fatalf("POST /v1/files = %d %s", code, body)
-	}
-	req, _ := http.NewRequest(up.Upload.Method, up.Upload.URL, bytes.NewReader(content))
-	for k, vs := range up.Upload.Headers {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT = %d", resp.StatusCode)
-	}
-	if code, body := post(t, base+"/v1/files/commit", token, fmt.Sprintf(`{"upload_id":%q}`, up.UploadID)); code != http.StatusCreated {
-		t.Fatalf("commit = %d %s", code, body)
 	}
 }

@@ -2,18 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"lukechampine.com/blake3"
 
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
@@ -35,12 +30,7 @@ func TestBinaryFiles(t *testing.T) {
 		}},
 		{"fs", func(t *testing.T) []string {
 			// The presigned URLs name bitvaultd's own address: fix the port beforehand.
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close()
+			addr := freeAddr(t)
 			return []string{"BITVAULT_STORAGE=fs", "BITVAULT_HTTP_ADDR=" + addr, "BITVAULT_PUBLIC_URL=http://" + addr}
 		}},
 	}
@@ -58,60 +48,24 @@ func TestBinaryFiles(t *testing.T) {
 			if code, body := processtest.Get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(string(body), `"storage":{"status":"ok"}`) {
 				t.Fatalf("/readyz = %d %s, want the storage ok", code, body)
 			}
-			if code, body := post(t, base+"/v1/tenants", bootstrap, `{"slug":"acme","name":"Acme","owner":{"email":"owner@acme.example","password":"owner-password-1"}}`); code != http.StatusCreated {
-				t.Fatalf("POST /v1/tenants = %d %s", code, body)
-			}
-			_, body := post(t, base+"/v1/auth/login", "", `{"tenant":"acme","email":"owner@acme.example","password":"owner-password-1"}`)
-			var tok struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
-				t.Fatalf("login: %s", body)
-			}
+			token := acmeOwner(t, base)
 
 			content := bytes.Repeat([]byte("bitvault "), 10000)
-			sum := blake3.Sum256(content)
-			code, body := post(t, base+"/v1/files", tok.AccessToken, fmt.Sprintf(`{"path":"/docs/a.bin","size":%d,"blake3":%q}`, len(content), hex.EncodeToString(sum[:])))
-			var up struct {
-				UploadID string `json:"upload_id"`
-				Upload   struct {
-					Method  string              `json:"method"`
-					URL     string              `json:"url"`
-					Headers map[string][]string `json:"headers"`
-				} `json:"upload"`
-			}
-			if err := json.Unmarshal(body, &up); err != nil || code != http.StatusCreated {
-				t.Fatalf("POST /v1/files = %d %s", code, body)
-			}
-			req, _ := http.NewRequest(up.Upload.Method, up.Upload.URL, bytes.NewReader(content))
-			for k, vs := range up.Upload.Headers {
-				for _, v := range vs {
-					req.Header.Add(k, v)
-				}
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("PUT to %s = %d", up.Upload.URL, resp.StatusCode)
-			}
-			code, body = post(t, base+"/v1/files/commit", tok.AccessToken, fmt.Sprintf(`{"upload_id":%q}`, up.UploadID))
+			body := uploadFile(t, base, token, "/docs/a.bin", content)
 			var res struct {
 				Node struct {
 					ID   string `json:"id"`
 					Path string `json:"path"`
 				} `json:"node"`
 			}
-			if err := json.Unmarshal(body, &res); err != nil || code != http.StatusCreated || res.Node.Path != "/docs/a.bin" {
-				t.Fatalf("commit = %d %s", code, body)
+			if err := json.Unmarshal(body, &res); err != nil || res.Node.Path != "/docs/a.bin" {
+				t.Fatalf("commit = %s", body)
 			}
 
 			noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			req, _ = http.NewRequest(http.MethodGet, base+"/v1/files/"+res.Node.ID+"/content", nil)
-			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-			resp, err = noFollow.Do(req)
+			req, _ := http.NewRequest(http.MethodGet, base+"/v1/files/"+res.Node.ID+"/content", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := noFollow.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

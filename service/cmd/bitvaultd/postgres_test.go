@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"lukechampine.com/blake3"
 
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
@@ -89,6 +92,87 @@ func post(t *testing.T, url, bearer, body string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// freeAddr returns a local address with a free port, for a bitvaultd whose presigned URLs
+// must name its own address before it starts.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// acmeOwner creates the tenant acme on the bitvaultd at base and returns its owner's
+// access token.
+func acmeOwner(t *testing.T, base string) string {
+	t.Helper()
+	if code, body := post(t, base+"/v1/tenants", bootstrap, `{"slug":"acme","name":"Acme","owner":{"email":"owner@acme.example","password":"owner-password-1"}}`); code != http.StatusCreated {
+		t.Fatalf("POST /v1/tenants = %d %s", code, body)
+	}
+	_, body := post(t, base+"/v1/auth/login", "", `{"tenant":"acme","email":"owner@acme.example","password":"owner-password-1"}`)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("login: %s", body)
+	}
+	return tok.AccessToken
+}
+
+// declaredUpload is the answer of POST /v1/files.
+type declaredUpload struct {
+	UploadID string `json:"upload_id"`
+	Upload   struct {
+		Method  string              `json:"method"`
+		URL     string              `json:"url"`
+		Headers map[string][]string `json:"headers"`
+	} `json:"upload"`
+}
+
+// put sends content to the upload's presigned request and returns the status.
+func (up declaredUpload) put(t *testing.T, content []byte) int {
+	t.Helper()
+	req, _ := http.NewRequest(up.Upload.Method, up.Upload.URL, bytes.NewReader(content))
+	for k, vs := range up.Upload.Headers {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func blake3Hex(b []byte) string {
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// uploadFile declares, uploads and commits content at path on the bitvaultd at base, as
+// token; it returns the commit's answer (201).
+func uploadFile(t *testing.T, base, token, path string, content []byte) []byte {
+	t.Helper()
+	code, body := post(t, base+"/v1/files", token, fmt.Sprintf(`{"path":%q,"size":%d,"blake3":%q}`, path, len(content), blake3Hex(content)))
+	var up declaredUpload
+	if err := json.Unmarshal(body, &up); err != nil || code != http.StatusCreated {
+		t.Fatalf("POST /v1/files = %d %s", code, body)
+	}
+	if code := up.put(t, content); code != http.StatusOK {
+		t.Fatalf("PUT to %s = %d", up.Upload.URL, code)
+	}
+	code, body = post(t, base+"/v1/files/commit", token, fmt.Sprintf(`{"upload_id":%q}`, up.UploadID))
+	if code != http.StatusCreated {
+		t.Fatalf("commit = %d %s", code, body)
+	}
+	return body
 }
 
 func baseEnv(t *testing.T, extra ...string) []string {

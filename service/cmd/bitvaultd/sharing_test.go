@@ -2,19 +2,15 @@ package main
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"lukechampine.com/blake3"
 
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
@@ -26,26 +22,12 @@ import (
 func TestBinarySyncSharingSearch(t *testing.T) {
 	d := pgtest.New(t)
 	bin := buildOnce(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	p := processtest.Start(t, bin, baseEnv(t,
 		"BITVAULT_DATABASE_URL="+d.AppDSN, "BITVAULT_TOKEN_KEY="+tokenKey, "BITVAULT_BOOTSTRAP_TOKEN="+bootstrap,
 		"BITVAULT_STORAGE=fs", "BITVAULT_HTTP_ADDR="+addr, "BITVAULT_PUBLIC_URL=http://"+addr)...)
 	base := "http://" + p.Addr(30*time.Second)
-	if code, body := post(t, base+"/v1/tenants", bootstrap, `{"slug":"acme","name":"Acme","owner":{"email":"owner@acme.example","password":"owner-password-1"}}`); code != http.StatusCreated {
-		t.Fatalf("POST /v1/tenants = %d %s", code, body)
-	}
-	_, body := post(t, base+"/v1/auth/login", "", `{"tenant":"acme","email":"owner@acme.example","password":"owner-password-1"}`)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("login: %s", body)
-	}
+	token := acmeOwner(t, base)
 	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(u, bearer string) (int, []byte, http.Header) {
 		t.Helper()
@@ -63,48 +45,24 @@ func TestBinarySyncSharingSearch(t *testing.T) {
 	}
 
 	content := []byte("quarterly numbers")
-	sum := blake3.Sum256(content)
-	code, body := post(t, base+"/v1/files", tok.AccessToken, fmt.Sprintf(`{"path":"/docs/quarterly.txt","size":%d,"blake3":%q}`, len(content), hex.EncodeToString(sum[:])))
-	var up struct {
-		UploadID string `json:"upload_id"`
-		Upload   struct {
-			Method  string              `json:"method"`
-			URL     string              `json:"url"`
-			Headers map[string][]string `json:"headers"`
-		} `json:"upload"`
-	}
-	if err := json.Unmarshal(body, &up); err != nil || code != http.StatusCreated {
-		t.Fatalf("POST /v1/files = %d %s", code, body)
-	}
-	req, _ := http.NewRequest(up.Upload.Method, up.Upload.URL, bytes.NewReader(content))
-	for k, vs := range up.Upload.Headers {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	code, body = post(t, base+"/v1/files/commit", tok.AccessToken, fmt.Sprintf(`{"upload_id":%q}`, up.UploadID))
+	body := uploadFile(t, base, token, "/docs/quarterly.txt", content)
 	var res struct {
 		Node struct{ ID string } `json:"node"`
 	}
-	if err := json.Unmarshal(body, &res); err != nil || code != http.StatusCreated {
-		t.Fatalf("commit = %d %s", code, body)
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatalf("commit = %s", body)
 	}
 
-	if code, body, _ := get(base+"/v1/sync/changes?cursor=0", tok.AccessToken); code != http.StatusOK || !strings.Contains(string(body), `"path":"/docs/quarterly.txt"`) {
+	if code, body, _ := get(base+"/v1/sync/changes?cursor=0", token); code != http.StatusOK || !strings.Contains(string(body), `"path":"/docs/quarterly.txt"`) {
 		t.Errorf("GET /v1/sync/changes = %d %s", code, body)
 	}
-	if code, body := post(t, base+"/v1/devices", tok.AccessToken, `{"name":"laptop"}`); code != http.StatusCreated {
+	if code, body := post(t, base+"/v1/devices", token, `{"name":"laptop"}`); code != http.StatusCreated {
 		t.Errorf("POST /v1/devices = %d %s", code, body)
 	}
-	if code, body, _ := get(base+"/v1/search?q="+url.QueryEscape("quart"), tok.AccessToken); code != http.StatusOK || !strings.Contains(string(body), `"name":"quarterly.txt"`) {
+	if code, body, _ := get(base+"/v1/search?q="+url.QueryEscape("quart"), token); code != http.StatusOK || !strings.Contains(string(body), `"name":"quarterly.txt"`) {
 		t.Errorf("GET /v1/search = %d %s", code, body)
 	}
-	code, body = post(t, base+"/v1/nodes/"+res.Node.ID+"/links", tok.AccessToken, `{}`)
+	code, body := post(t, base+"/v1/nodes/"+res.Node.ID+"/links", token, `{}`)
 	var link struct{ URL string }
 	if err := json.Unmarshal(body, &link); err != nil || code != http.StatusCreated {
 		t.Fatalf("POST links = %d %s", code, body)

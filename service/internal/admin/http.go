@@ -2,18 +2,13 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
 
 // Authenticator wraps a handler that needs the caller's principal, answering 401 itself
 // (identity.Service.Authenticated).
@@ -49,44 +44,13 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 
 // UnavailableRoutes answers every admin endpoint with 503 and message.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range Paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, Paths, message)
 }
 
 type handlers struct{ s *Service }
 
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	apierror.WriteError(w, r, h.s.logger, err)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
-		}
-		if errors.Is(err, io.EOF) {
-			return invalid("request body: want a JSON object")
-		}
-		return invalid("request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("request body: want a single JSON object")
-	}
-	return nil
 }
 
 func (h *handlers) quota(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -99,7 +63,7 @@ func (h *handlers) quota(w http.ResponseWriter, r *http.Request, p identity.Prin
 			return
 		}
 		var in QuotaUpdate
-		if err := decode(w, r, &in); err != nil {
+		if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -111,7 +75,7 @@ func (h *handlers) quota(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, q)
+	httpx.WriteJSON(w, http.StatusOK, q)
 }
 
 func (h *handlers) usage(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -120,7 +84,7 @@ func (h *handlers) usage(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpx.WriteJSON(w, http.StatusOK, u)
 }
 
 type flagsBody struct {
@@ -136,7 +100,7 @@ func (h *handlers) flags(w http.ResponseWriter, r *http.Request, p identity.Prin
 			return
 		}
 		var in flagsBody
-		if err := decode(w, r, &in); err != nil {
+		if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -148,7 +112,7 @@ func (h *handlers) flags(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, flagsBody{Flags: out})
+	httpx.WriteJSON(w, http.StatusOK, flagsBody{Flags: out})
 }
 
 type usersBody struct {
@@ -162,7 +126,7 @@ func (h *handlers) users(w http.ResponseWriter, r *http.Request, p identity.Prin
 			return
 		}
 		var in identity.NewUser
-		if err := decode(w, r, &in); err != nil {
+		if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -171,7 +135,7 @@ func (h *handlers) users(w http.ResponseWriter, r *http.Request, p identity.Prin
 			h.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, u)
+		httpx.WriteJSON(w, http.StatusCreated, u)
 		return
 	}
 	us, err := h.s.ListUsers(r.Context(), p)
@@ -179,7 +143,7 @@ func (h *handlers) users(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, usersBody{Users: us})
+	httpx.WriteJSON(w, http.StatusOK, usersBody{Users: us})
 }
 
 func (h *handlers) user(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -188,7 +152,7 @@ func (h *handlers) user(w http.ResponseWriter, r *http.Request, p identity.Princ
 		return
 	}
 	var in UserUpdate
-	if err := decode(w, r, &in); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -197,7 +161,7 @@ func (h *handlers) user(w http.ResponseWriter, r *http.Request, p identity.Princ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpx.WriteJSON(w, http.StatusOK, u)
 }
 
 func (h *handlers) audit(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -216,5 +180,5 @@ func (h *handlers) audit(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }

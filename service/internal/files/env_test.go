@@ -1,41 +1,26 @@
 package files_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"lukechampine.com/blake3"
 
-	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/identity"
-	"github.com/bitvault/bitvault/service/internal/platform/apierror"
-	"github.com/bitvault/bitvault/service/internal/platform/server"
 	"github.com/bitvault/bitvault/service/internal/storage"
-	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
+	"github.com/bitvault/bitvault/service/internal/testsupport/apitest"
 	"github.com/bitvault/bitvault/service/internal/testsupport/s3test"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(s3test.Main(func() int {
-		return pgtest.Main(m, pgtest.Options{Template: func(ctx context.Context, ownerDSN string) error {
-			_, err := db.MigrateURL(ctx, ownerDSN, 0, nil)
-			return err
-		}})
-	}))
+	os.Exit(s3test.Main(func() int { return apitest.Main(m) }))
 }
 
 // Backends the end-to-end tests run against.
@@ -46,83 +31,35 @@ const (
 
 var backends = []string{backendS3, backendFS}
 
-const password = "user-password-1"
-
-// clock is a settable files.Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
-
 // env is bitvaultd's API (identity + files) over a fresh database and a fresh bucket (or
-// directory), served through the production middleware.
+// directory), served through the production middleware: an apitest.Env under the names
+// these tests use.
 type env struct {
+	*apitest.Env
 	t      *testing.T
 	url    string
 	files  *files.Service
 	id     *identity.Service
 	store  storage.ObjectStore
 	super  *pgxpool.Pool // bypasses RLS: for arranging and inspecting rows only
-	clock  *clock
+	clock  *apitest.Clock
 	client *http.Client
 }
 
 func newEnv(t *testing.T, backend string, tweak ...func(*files.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
-	d := pgtest.New(t)
-	pool, err := db.Open(ctx, d.AppDSN, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ids, err := identity.New(pool, identity.Config{
-		TokenKey: []byte(strings.Repeat("k", 32)),
-		Password: identity.PasswordParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", apierror.NotFound)
-	logger := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(server.Handler(logger, mux))
-	t.Cleanup(srv.Close)
-
-	var store storage.ObjectStore
+	var newStore apitest.StoreFunc
 	switch backend {
 	case backendS3:
-		store = s3test.New(t).Store(t)
+		newStore = func(t testing.TB, _ *http.ServeMux, _ string) storage.ObjectStore { return s3test.New(t).Store(t) }
 	case backendFS:
-		fs, err := storage.NewFS(t.TempDir(), srv.URL, bytes.Repeat([]byte("f"), 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux.Handle(storage.BlobsPath, fs.Handler())
-		store = fs
+		newStore = apitest.FSStore
 	default:
 		t.Fatalf("unknown backend %q", backend)
 	}
-	c := &clock{t: time.Now().UTC()}
-	cfg := files.Config{Now: c.Now}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	fsvc, err := files.New(pool, store, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids.Routes(mux, logger)
-	fsvc.Routes(mux, func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler {
-		return ids.Authenticated(logger, next)
-	})
+	a := apitest.NewWithStore(t, newStore, tweak...)
 	return &env{
-		t: t, url: srv.URL, files: fsvc, id: ids, store: store, super: pgtest.Pool(t, d.SuperDSN), clock: c,
-		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Env: a, t: t, url: a.URL, files: a.Files, id: a.Identity, store: a.Objects, super: a.Super, clock: a.Clock, client: a.Client,
 	}
 }
 
@@ -132,98 +69,32 @@ type user struct {
 	p     identity.Principal
 }
 
+func fromAPI(u apitest.User) user { return user{token: u.Token, p: u.P} }
+
 // tenant creates a tenant and logs in its owner, a member and a viewer.
 func (e *env) tenant(slug string) (owner, member, viewer user) {
 	e.t.Helper()
-	ctx := context.Background()
-	if _, _, err := e.id.CreateTenant(ctx, identity.NewTenant{Slug: slug, Name: slug, OwnerEmail: "owner@" + slug + ".example", OwnerPassword: password}); err != nil {
-		e.t.Fatal(err)
-	}
-	owner = e.login(slug, "owner@"+slug+".example")
-	for _, r := range []identity.Role{identity.RoleMember, identity.RoleViewer} {
-		email := string(r) + "@" + slug + ".example"
-		if _, err := e.id.AddUser(ctx, owner.p, identity.NewUser{Email: email, Password: password, Role: r}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	return owner, e.login(slug, "member@"+slug+".example"), e.login(slug, "viewer@"+slug+".example")
+	o, m, v := e.Tenant(slug)
+	return fromAPI(o), fromAPI(m), fromAPI(v)
 }
 
 func (e *env) login(slug, email string) user {
 	e.t.Helper()
-	tok, err := e.id.Login(context.Background(), identity.Credentials{Tenant: slug, Email: email, Password: password})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return user{token: tok.AccessToken, p: tok.Principal}
+	return fromAPI(e.Login(slug, email))
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
+type response = apitest.Response
 
-func (r response) decode(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("body %q: %v", r.body, err)
-	}
-}
-
-// code is the error code of an error body (checking its shape), or "".
-func (r response) code(t *testing.T) string {
-	t.Helper()
-	if r.status < 400 {
-		return ""
-	}
-	var e apierror.Error
-	r.decode(t, &e)
-	if e.Message == "" || e.RequestID == "" {
-		t.Errorf("error body %s: want code, message and request id", r.body)
-	}
-	return e.Code
-}
-
+// do sends a request as apitest.Env.Do does, always declaring a JSON body.
 func (e *env) do(method, path, token string, body any) response {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return e.Do(method, path, token, body, "Content-Type", "application/json")
 }
 
 // want fails the test unless r has status (and, for errors, code).
 func (e *env) want(r response, status int, code string) response {
 	e.t.Helper()
-	if r.status != status {
-		e.t.Fatalf("status %d %s, want %d %s", r.status, r.body, status, code)
-	}
-	if code != "" {
-		if got := r.code(e.t); got != code {
-			e.t.Fatalf("code %q, want %q (%s)", got, code, r.body)
-		}
-	}
-	return r
+	return e.Want(r, status, code)
 }
 
 type jsonObj = map[string]any
@@ -244,29 +115,8 @@ type upload struct {
 func (e *env) startUpload(u user, path string, content []byte) upload {
 	e.t.Helper()
 	var up upload
-	e.want(e.do("POST", "/v1/files", u.token, jsonObj{"path": path, "size": len(content), "blake3": blake3Hex(content)}), 201, "").decode(e.t, &up)
+	e.want(e.do("POST", "/v1/files", u.token, jsonObj{"path": path, "size": len(content), "blake3": blake3Hex(content)}), 201, "").Decode(e.t, &up)
 	return up
-}
-
-// put sends body to a presigned request and returns the status.
-func (e *env) put(p storage.Presigned, body []byte) int {
-	e.t.Helper()
-	req, err := http.NewRequest(p.Method, p.URL, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, vs := range p.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 func (e *env) commitReq(u user, uploadID string, base string) response {
@@ -297,11 +147,11 @@ type conflictAnswer struct {
 func (e *env) uploadFile(u user, path string, content []byte, base string) result {
 	e.t.Helper()
 	up := e.startUpload(u, path, content)
-	if code := e.put(up.Upload, content); code != 200 {
+	if code := e.Put(up.Upload, content); code != 200 {
 		e.t.Fatalf("PUT to the presigned URL: %d", code)
 	}
 	var res result
-	e.want(e.commitReq(u, up.ID, base), 201, "").decode(e.t, &res)
+	e.want(e.commitReq(u, up.ID, base), 201, "").Decode(e.t, &res)
 	return res
 }
 
@@ -313,7 +163,7 @@ func (e *env) download(u user, nodeID, version string) ([]byte, http.Header) {
 		path += "?version=" + version
 	}
 	r := e.want(e.do("GET", path, u.token, nil), http.StatusFound, "")
-	loc := r.header.Get("Location")
+	loc := r.Header.Get("Location")
 	if loc == "" {
 		e.t.Fatal("302 without Location")
 	}
@@ -336,7 +186,7 @@ func (e *env) list(u user, parent string) []files.Node {
 	cursor := ""
 	for {
 		var page files.Page
-		e.want(e.do("GET", "/v1/nodes?parent="+parent+"&cursor="+cursor, u.token, nil), 200, "").decode(e.t, &page)
+		e.want(e.do("GET", "/v1/nodes?parent="+parent+"&cursor="+cursor, u.token, nil), 200, "").Decode(e.t, &page)
 		all = append(all, page.Nodes...)
 		if page.NextCursor == "" {
 			return all

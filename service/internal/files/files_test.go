@@ -31,14 +31,14 @@ func TestUploadCommitDownload(t *testing.T) {
 				t.Fatalf("upload = %+v", up)
 			}
 			staging := storage.StagingKey(member.p.TenantID, up.ID)
-			if code := e.put(up.Upload, v1); code != 200 {
+			if code := e.Put(up.Upload, v1); code != 200 {
 				t.Fatalf("PUT = %d", code)
 			}
 			if !e.exists(staging) {
 				t.Fatal("the staging object is not there after the PUT")
 			}
 			var r1 result
-			e.want(e.commitReq(member, up.ID, ""), 201, "").decode(t, &r1)
+			e.want(e.commitReq(member, up.ID, ""), 201, "").Decode(t, &r1)
 			if r1.Node.Path != "/docs/report 2026.txt" || r1.Node.Type != files.TypeFile || r1.Version.Number != 1 || r1.Version.Size != int64(len(v1)) ||
 				r1.Version.BLAKE3 != blake3Hex(v1) || r1.Deduplicated || r1.Version.CreatedBy != member.p.UserID {
 				t.Fatalf("commit = %+v", r1)
@@ -81,12 +81,12 @@ func TestUploadCommitDownload(t *testing.T) {
 				t.Error("version 1 is not downloadable any more")
 			}
 			var vs struct{ Versions []files.Version }
-			e.want(e.do("GET", "/v1/nodes/"+r1.Node.ID+"/versions", owner.token, nil), 200, "").decode(t, &vs)
+			e.want(e.do("GET", "/v1/nodes/"+r1.Node.ID+"/versions", owner.token, nil), 200, "").Decode(t, &vs)
 			if len(vs.Versions) != 2 || vs.Versions[0].Number != 2 || vs.Versions[1].Number != 1 {
 				t.Errorf("versions = %+v", vs.Versions)
 			}
 			var n files.Node
-			e.want(e.do("GET", "/v1/nodes/"+r1.Node.ID, owner.token, nil), 200, "").decode(t, &n)
+			e.want(e.do("GET", "/v1/nodes/"+r1.Node.ID, owner.token, nil), 200, "").Decode(t, &n)
 			if n.Path != "/docs/report 2026.txt" || n.CurrentVersion.Number != 2 {
 				t.Errorf("node = %+v", n)
 			}
@@ -142,7 +142,7 @@ func TestCommitRejects(t *testing.T) {
 
 			t.Run("hash mismatch", func(t *testing.T) {
 				up := e.startUpload(member, "/a.txt", content)
-				if code := e.put(up.Upload, bytes.ToUpper(content)); code != 200 {
+				if code := e.Put(up.Upload, bytes.ToUpper(content)); code != 200 {
 					t.Fatalf("PUT = %d", code)
 				}
 				e.want(e.commitReq(member, up.ID, ""), 422, apierror.CodeHashMismatch)
@@ -173,7 +173,7 @@ func TestCommitRejects(t *testing.T) {
 
 			t.Run("presigned PUT refuses other sizes", func(t *testing.T) {
 				up := e.startUpload(member, "/c.txt", content)
-				if code := e.put(up.Upload, append(bytes.Clone(content), '!')); code < 400 {
+				if code := e.Put(up.Upload, append(bytes.Clone(content), '!')); code < 400 {
 					t.Errorf("PUT of a longer body = %d, want refused", code)
 				}
 			})
@@ -181,11 +181,11 @@ func TestCommitRejects(t *testing.T) {
 			t.Run("signed SHA-256 refuses other bytes", func(t *testing.T) {
 				sha := sha256Hex(content)
 				var up upload
-				e.want(e.do("POST", "/v1/files", member.token, jsonObj{"path": "/d.txt", "size": len(content), "blake3": blake3Hex(content), "sha256": sha}), 201, "").decode(t, &up)
-				if code := e.put(up.Upload, bytes.ToUpper(content)); code < 400 {
+				e.want(e.do("POST", "/v1/files", member.token, jsonObj{"path": "/d.txt", "size": len(content), "blake3": blake3Hex(content), "sha256": sha}), 201, "").Decode(t, &up)
+				if code := e.Put(up.Upload, bytes.ToUpper(content)); code < 400 {
 					t.Errorf("PUT of tampered bytes = %d, want refused by the store", code)
 				}
-				if code := e.put(up.Upload, content); code != 200 {
+				if code := e.Put(up.Upload, content); code != 200 {
 					t.Fatalf("PUT of the declared bytes = %d", code)
 				}
 				e.want(e.commitReq(member, up.ID, ""), 201, "")
@@ -194,7 +194,7 @@ func TestCommitRejects(t *testing.T) {
 			t.Run("commit before PUT", func(t *testing.T) {
 				up := e.startUpload(member, "/e.txt", content)
 				e.want(e.commitReq(member, up.ID, ""), 409, apierror.CodeUploadIncomplete)
-				if code := e.put(up.Upload, content); code != 200 {
+				if code := e.Put(up.Upload, content); code != 200 {
 					t.Fatalf("PUT = %d", code)
 				}
 				e.want(e.commitReq(member, up.ID, ""), 201, "")
@@ -202,7 +202,7 @@ func TestCommitRejects(t *testing.T) {
 
 			t.Run("expired upload", func(t *testing.T) {
 				up := e.startUpload(member, "/f.txt", content)
-				if code := e.put(up.Upload, content); code != 200 {
+				if code := e.Put(up.Upload, content); code != 200 {
 					t.Fatalf("PUT = %d", code)
 				}
 				e.clock.Advance(files.DefaultUploadTTL + time.Minute)
@@ -248,7 +248,7 @@ func TestCrossTenant(t *testing.T) {
 	res := e.uploadFile(ownerA, "/secret/plan.txt", []byte("A's plan"), "")
 	folder := *res.Node.ParentID
 	pendingA := e.startUpload(ownerA, "/pending.txt", []byte("x"))
-	e.put(pendingA.Upload, []byte("x"))
+	e.Put(pendingA.Upload, []byte("x"))
 
 	for _, id := range []string{res.Node.ID, folder} {
 		for _, req := range []struct {

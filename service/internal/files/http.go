@@ -1,22 +1,17 @@
 package files
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
 	"github.com/bitvault/bitvault/service/internal/storage"
 )
-
-// maxBody bounds request bodies (file bytes never come through the API).
-const maxBody = 64 << 10
 
 // Authenticator wraps a handler that needs the caller's principal, answering 401 itself
 // (identity.Service.Authenticated).
@@ -66,18 +61,14 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 // UnavailableRoutes answers every files endpoint with 503 and message, for a bitvaultd
 // running without a database or an object store.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, paths, message)
 }
 
 type handlers struct{ s *Service }
 
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if vc, ok := errors.AsType[*VersionConflict](err); ok {
-		writeJSON(w, http.StatusConflict, conflictBody{
+		httpx.WriteJSON(w, http.StatusConflict, conflictBody{
 			Error:    apierror.Error{Code: apierror.CodeVersionConflict, Message: vc.Message, RequestID: bvlog.RequestID(r.Context())},
 			Conflict: vc.Copy,
 		})
@@ -91,37 +82,6 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 type conflictBody struct {
 	apierror.Error
 	Conflict CommitResult `json:"conflict"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON object body of at most maxBody bytes into v; with optional, an empty
-// body is accepted.
-func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
-		}
-		if errors.Is(err, io.EOF) {
-			if optional {
-				return nil
-			}
-			return invalid("request body: want a JSON object")
-		}
-		return invalid("request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("request body: want a single JSON object")
-	}
-	return nil
 }
 
 // limit reads ?limit= (0 when absent).
@@ -139,7 +99,7 @@ func limit(r *http.Request) (int, error) {
 
 func (h *handlers) createUpload(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var in NewUpload
-	if err := decode(w, r, &in, false); err != nil {
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -148,7 +108,7 @@ func (h *handlers) createUpload(w http.ResponseWriter, r *http.Request, p identi
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, u)
+	httpx.WriteJSON(w, http.StatusCreated, u)
 }
 
 func (h *handlers) commit(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -156,7 +116,7 @@ func (h *handlers) commit(w http.ResponseWriter, r *http.Request, p identity.Pri
 	// the server's usual write timeout for this answer.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(storage.TransferTimeout))
 	var in CommitRequest
-	if err := decode(w, r, &in, false); err != nil {
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -165,7 +125,7 @@ func (h *handlers) commit(w http.ResponseWriter, r *http.Request, p identity.Pri
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, res)
+	httpx.WriteJSON(w, http.StatusCreated, res)
 }
 
 // downloadBody accompanies the redirect, for clients that do not follow it.
@@ -181,7 +141,7 @@ func (h *handlers) content(w http.ResponseWriter, r *http.Request, p identity.Pr
 		return
 	}
 	w.Header().Set("Location", pr.URL)
-	writeJSON(w, http.StatusFound, downloadBody{URL: pr.URL, ExpiresAt: pr.ExpiresAt.Format(time.RFC3339)})
+	httpx.WriteJSON(w, http.StatusFound, downloadBody{URL: pr.URL, ExpiresAt: pr.ExpiresAt.Format(time.RFC3339)})
 }
 
 type folderRequest struct {
@@ -190,7 +150,7 @@ type folderRequest struct {
 
 func (h *handlers) createFolder(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var in folderRequest
-	if err := decode(w, r, &in, false); err != nil {
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -199,7 +159,7 @@ func (h *handlers) createFolder(w http.ResponseWriter, r *http.Request, p identi
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, n)
+	httpx.WriteJSON(w, http.StatusCreated, n)
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -214,7 +174,7 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request, p identity.Princ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }
 
 func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -228,7 +188,7 @@ func (h *handlers) listTrash(w http.ResponseWriter, r *http.Request, p identity.
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }
 
 func (h *handlers) node(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -245,12 +205,12 @@ func (h *handlers) node(w http.ResponseWriter, r *http.Request, p identity.Princ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	httpx.WriteJSON(w, http.StatusOK, n)
 }
 
 func (h *handlers) move(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var to Placement
-	if err := decode(w, r, &to, false); err != nil {
+	if err := httpx.Decode(w, r, &to, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -259,12 +219,12 @@ func (h *handlers) move(w http.ResponseWriter, r *http.Request, p identity.Princ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	httpx.WriteJSON(w, http.StatusOK, n)
 }
 
 func (h *handlers) copy(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var to Placement
-	if err := decode(w, r, &to, true); err != nil {
+	if err := httpx.Decode(w, r, &to, httpx.Optional); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -273,7 +233,7 @@ func (h *handlers) copy(w http.ResponseWriter, r *http.Request, p identity.Princ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, res)
+	httpx.WriteJSON(w, http.StatusCreated, res)
 }
 
 type versionsResponse struct {
@@ -286,7 +246,7 @@ func (h *handlers) versions(w http.ResponseWriter, r *http.Request, p identity.P
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, versionsResponse{Versions: vs})
+	httpx.WriteJSON(w, http.StatusOK, versionsResponse{Versions: vs})
 }
 
 func (h *handlers) trash(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -295,7 +255,7 @@ func (h *handlers) trash(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	httpx.WriteJSON(w, http.StatusOK, n)
 }
 
 type restoreRequest struct {
@@ -304,7 +264,7 @@ type restoreRequest struct {
 
 func (h *handlers) restore(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var in restoreRequest
-	if err := decode(w, r, &in, true); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Optional); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -313,5 +273,5 @@ func (h *handlers) restore(w http.ResponseWriter, r *http.Request, p identity.Pr
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	httpx.WriteJSON(w, http.StatusOK, n)
 }

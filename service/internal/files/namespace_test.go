@@ -47,7 +47,7 @@ ON CONFLICT (tenant_id) DO UPDATE SET bytes_limit = $2, files_limit = $3`, tenan
 	if n := e.count("SELECT count(*) FROM uploads WHERE tenant_id = $1", tenant); n != 2 {
 		t.Errorf("%d uploads recorded, want 2 (refused ones leave none)", n)
 	}
-	e.put(pending.Upload, []byte("1234"))
+	e.Put(pending.Upload, []byte("1234"))
 	e.want(e.commitReq(owner, pending.ID, ""), 201, "")
 	// Same content again: deduplicated, still counted once in use... but the declared size
 	// counts while the upload is pending.
@@ -85,7 +85,7 @@ func TestConcurrentCommits(t *testing.T) {
 		for i := range clients {
 			c := []byte(fmt.Sprintf("client %d on base %q", i, base))
 			ups[i] = e.startUpload(member, "/shared/doc.txt", c)
-			if code := e.put(ups[i].Upload, c); code != 200 {
+			if code := e.Put(ups[i].Upload, c); code != 200 {
 				t.Fatalf("PUT = %d", code)
 			}
 			contents[blake3Hex(c)] = c
@@ -102,20 +102,20 @@ func TestConcurrentCommits(t *testing.T) {
 		start.Done()
 		wg.Wait()
 		for _, a := range answers {
-			switch a.status {
+			switch a.Status {
 			case 201:
 				var r result
-				a.decode(t, &r)
+				a.Decode(t, &r)
 				wins = append(wins, r)
 			case 409:
 				var c conflictAnswer
-				a.decode(t, &c)
+				a.Decode(t, &c)
 				if c.Code != apierror.CodeVersionConflict || !strings.Contains(c.Message, "conflicted copy") || c.Conflict.Node.ID == "" {
-					t.Errorf("409 body = %s", a.body)
+					t.Errorf("409 body = %s", a.Body)
 				}
 				conflicts = append(conflicts, c)
 			default:
-				t.Fatalf("commit = %d %s", a.status, a.body)
+				t.Fatalf("commit = %d %s", a.Status, a.Body)
 			}
 		}
 		return wins, conflicts, contents
@@ -159,11 +159,11 @@ func TestConcurrentCommits(t *testing.T) {
 	// Round 3: a stale base (version 1 again) never overwrites.
 	c := []byte("stale")
 	up := e.startUpload(member, "/shared/doc.txt", c)
-	e.put(up.Upload, c)
+	e.Put(up.Upload, c)
 	e.want(e.commitReq(member, up.ID, first.Version.ID), 409, apierror.CodeVersionConflict)
 
 	var vs struct{ Versions []files.Version }
-	e.want(e.do("GET", "/v1/nodes/"+first.Node.ID+"/versions", owner.token, nil), 200, "").decode(t, &vs)
+	e.want(e.do("GET", "/v1/nodes/"+first.Node.ID+"/versions", owner.token, nil), 200, "").Decode(t, &vs)
 	if len(vs.Versions) != 2 {
 		t.Errorf("the file has %d versions, want 2", len(vs.Versions))
 	}
@@ -191,9 +191,9 @@ func TestConcurrentFolders(t *testing.T) {
 		wg.Go(func() {
 			c := []byte(fmt.Sprint(i))
 			up := e.startUpload(owner, fmt.Sprintf("/a/b/c/%d.txt", i), c)
-			e.put(up.Upload, c)
-			if r := e.commitReq(owner, up.ID, ""); r.status != 201 {
-				t.Errorf("commit %d = %d %s", i, r.status, r.body)
+			e.Put(up.Upload, c)
+			if r := e.commitReq(owner, up.ID, ""); r.Status != 201 {
+				t.Errorf("commit %d = %d %s", i, r.Status, r.Body)
 			}
 		})
 	}
@@ -239,7 +239,7 @@ func TestDedupeAndPurge(t *testing.T) {
 				t.Error("deduplicated across tenants")
 			}
 			var c result
-			e.want(e.do("POST", "/v1/nodes/"+a.Node.ID+"/copy", member.token, jsonObj{"name": "c.txt"}), 201, "").decode(t, &c)
+			e.want(e.do("POST", "/v1/nodes/"+a.Node.ID+"/copy", member.token, jsonObj{"name": "c.txt"}), 201, "").Decode(t, &c)
 			if c.Node.Path != "/c.txt" || c.Version.BLAKE3 != h || refcount(h) != 3 {
 				t.Errorf("copy = %+v, refcount %d; want /c.txt sharing the blob, refcount 3", c, refcount(h))
 			}
@@ -297,7 +297,7 @@ func TestTrashRestorePurge(t *testing.T) {
 	folder := *x.Node.ParentID
 
 	var trashed files.Node
-	e.want(e.do("POST", "/v1/nodes/"+folder+"/trash", member.token, nil), 200, "").decode(t, &trashed)
+	e.want(e.do("POST", "/v1/nodes/"+folder+"/trash", member.token, nil), 200, "").Decode(t, &trashed)
 	if trashed.TrashedAt == nil {
 		t.Error("trashed node without trashed_at")
 	}
@@ -306,14 +306,14 @@ func TestTrashRestorePurge(t *testing.T) {
 	}
 	e.want(e.do("GET", "/v1/files/"+x.Node.ID+"/content", owner.token, nil), 404, apierror.CodeNotFound)
 	var inside files.Node
-	e.want(e.do("GET", "/v1/nodes/"+x.Node.ID, owner.token, nil), 200, "").decode(t, &inside)
+	e.want(e.do("GET", "/v1/nodes/"+x.Node.ID, owner.token, nil), 200, "").Decode(t, &inside)
 	if !inside.InTrash || inside.TrashedAt != nil || inside.Path != "/f/x.txt" {
 		t.Errorf("x in the trashed folder = %+v, want in_trash through f", inside)
 	}
 	e.want(e.do("GET", "/v1/nodes?parent="+folder, owner.token, nil), 404, apierror.CodeNotFound)
 	e.want(e.do("POST", "/v1/nodes/"+x.Node.ID+"/trash", member.token, nil), 404, apierror.CodeNotFound)
 	var trash files.Page
-	e.want(e.do("GET", "/v1/trash", owner.token, nil), 200, "").decode(t, &trash)
+	e.want(e.do("GET", "/v1/trash", owner.token, nil), 200, "").Decode(t, &trash)
 	if len(trash.Nodes) != 1 || trash.Nodes[0].ID != folder {
 		t.Errorf("trash = %+v, want just f", trash.Nodes)
 	}
@@ -323,7 +323,7 @@ func TestTrashRestorePurge(t *testing.T) {
 	e.uploadFile(member, "/f/y.txt", []byte("y"), "")
 	e.want(e.do("POST", "/v1/nodes/"+folder+"/restore", member.token, nil), 409, apierror.CodeAlreadyExists)
 	var restored files.Node
-	e.want(e.do("POST", "/v1/nodes/"+folder+"/restore", member.token, jsonObj{"name": "f (old)"}), 200, "").decode(t, &restored)
+	e.want(e.do("POST", "/v1/nodes/"+folder+"/restore", member.token, jsonObj{"name": "f (old)"}), 200, "").Decode(t, &restored)
 	if restored.Path != "/f (old)" || restored.TrashedAt != nil {
 		t.Errorf("restored = %+v", restored)
 	}
@@ -338,7 +338,7 @@ func TestTrashRestorePurge(t *testing.T) {
 	for _, id := range []string{folder, x.Node.ID} {
 		e.want(e.do("GET", "/v1/nodes/"+id, owner.token, nil), 404, apierror.CodeNotFound)
 	}
-	e.want(e.do("GET", "/v1/trash", owner.token, nil), 200, "").decode(t, &trash)
+	e.want(e.do("GET", "/v1/trash", owner.token, nil), 200, "").Decode(t, &trash)
 	if len(trash.Nodes) != 0 {
 		t.Errorf("trash after purge = %+v", trash.Nodes)
 	}
@@ -368,11 +368,11 @@ func TestMoveRename(t *testing.T) {
 		return e.do("POST", "/v1/nodes/"+id+"/move", member.token, body)
 	}
 	var n files.Node
-	e.want(move(a.Node.ID, jsonObj{"name": "b.txt"}), 200, "").decode(t, &n)
+	e.want(move(a.Node.ID, jsonObj{"name": "b.txt"}), 200, "").Decode(t, &n)
 	if n.Path != "/b.txt" {
 		t.Errorf("renamed path = %q", n.Path)
 	}
-	e.want(move(a.Node.ID, jsonObj{"parent_id": dE.ID}), 200, "").decode(t, &n)
+	e.want(move(a.Node.ID, jsonObj{"parent_id": dE.ID}), 200, "").Decode(t, &n)
 	if n.Path != "/d/e/b.txt" || *n.ParentID != dE.ID {
 		t.Errorf("moved = %+v", n)
 	}
@@ -383,14 +383,14 @@ func TestMoveRename(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "x/y", strings.Repeat("n", 256)} {
 		e.want(move(a.Node.ID, jsonObj{"name": bad}), 400, apierror.CodeInvalidArgument)
 	}
-	e.want(move(a.Node.ID, jsonObj{"parent_id": "", "name": "e\u0301.txt"}), 200, "").decode(t, &n)
+	e.want(move(a.Node.ID, jsonObj{"parent_id": "", "name": "e\u0301.txt"}), 200, "").Decode(t, &n)
 	if n.Path != "/\u00e9.txt" || n.ParentID != nil {
 		t.Errorf("moved to the root = %+v, want /é.txt (NFC)", n)
 	}
 	// The same name in another normalization is the same name.
 	e.want(e.do("POST", "/v1/folders", member.token, jsonObj{"path": "/\u00e9.txt"}), 409, apierror.CodeAlreadyExists)
 	var got files.Node
-	e.want(e.do("GET", "/v1/nodes/"+dE.ID, owner.token, nil), 200, "").decode(t, &got)
+	e.want(e.do("GET", "/v1/nodes/"+dE.ID, owner.token, nil), 200, "").Decode(t, &got)
 	if got.Path != "/d/e" {
 		t.Errorf("path of e = %q", got.Path)
 	}
@@ -416,7 +416,7 @@ func TestListPagination(t *testing.T) {
 	pages := 0
 	for {
 		var page files.Page
-		e.want(e.do("GET", "/v1/nodes?limit=4&cursor="+cursor, owner.token, nil), 200, "").decode(t, &page)
+		e.want(e.do("GET", "/v1/nodes?limit=4&cursor="+cursor, owner.token, nil), 200, "").Decode(t, &page)
 		all = append(all, names(page.Nodes)...)
 		pages++
 		if page.NextCursor == "" {

@@ -73,6 +73,48 @@ func nodeID(id string) (string, error) {
 	return "", ErrNotFound
 }
 
+// openNode gates p for reading (or writing), parses id and authorizes p on that node; it
+// returns the parsed id.
+func (s *Service) openNode(ctx context.Context, p identity.Principal, id string, write bool) (string, error) {
+	if err := s.gate(p, write); err != nil {
+		return "", err
+	}
+	id, err := nodeID(id)
+	if err != nil {
+		return "", err
+	}
+	if err := s.authorizeNode(ctx, p, id, write); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// queryPage runs a listing query that asks for limit+1 rows and cuts it to a page; next
+// makes the cursor that follows the page's last node.
+func (t *txn) queryPage(ctx context.Context, q string, args []any, limit int, next func(last Node) cursor) (Page, error) {
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return Page{}, err
+	}
+	var page Page
+	if page.Nodes, err = collectNodes(rows); err != nil {
+		return Page{}, err
+	}
+	if len(page.Nodes) > limit {
+		page.Nodes = page.Nodes[:limit]
+		page.NextCursor = encodeCursor(next(page.Nodes[limit-1]))
+	}
+	return page, nil
+}
+
+// orEmpty makes a page without nodes list none rather than null.
+func (pg Page) orEmpty() Page {
+	if pg.Nodes == nil {
+		pg.Nodes = []Node{}
+	}
+	return pg
+}
+
 // CreateFolder creates the folder at path, and the missing folders above it. An existing
 // node at path is 409 already_exists.
 func (s *Service) CreateFolder(ctx context.Context, p identity.Principal, path string) (Node, error) {
@@ -114,14 +156,8 @@ RETURNING id`, t.tenant, parent, segs[len(segs)-1], t.actor).Scan(&id)
 
 // Get returns a node (in the trash or not) with its path.
 func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Node, error) {
-	if err := s.gate(p, false); err != nil {
-		return Node{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, false)
 	if err != nil {
-		return Node{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -177,24 +213,10 @@ func (s *Service) List(ctx context.Context, p identity.Principal, parentID, afte
 			args = append(args, c.Name, c.ID)
 		}
 		q += fmt.Sprintf(` ORDER BY n.name COLLATE "C", n.id LIMIT %d`, limit+1)
-		rows, err := t.tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		if page.Nodes, err = collectNodes(rows); err != nil {
-			return err
-		}
-		if len(page.Nodes) > limit {
-			page.Nodes = page.Nodes[:limit]
-			last := page.Nodes[limit-1]
-			page.NextCursor = encodeCursor(cursor{Name: last.Name, ID: last.ID})
-		}
-		return nil
+		page, err = t.queryPage(ctx, q, args, limit, func(last Node) cursor { return cursor{Name: last.Name, ID: last.ID} })
+		return err
 	})
-	if page.Nodes == nil {
-		page.Nodes = []Node{}
-	}
-	return page, wrap("list", err)
+	return page.orEmpty(), wrap("list", err)
 }
 
 // ListTrash returns the nodes put in the trash by themselves, most recent first.
@@ -222,36 +244,17 @@ func (s *Service) ListTrash(ctx context.Context, p identity.Principal, after str
 			args = append(args, *c.At, c.ID)
 		}
 		q += fmt.Sprintf(" ORDER BY n.deleted_at DESC, n.id DESC LIMIT %d", limit+1)
-		rows, err := t.tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		if page.Nodes, err = collectNodes(rows); err != nil {
-			return err
-		}
-		if len(page.Nodes) > limit {
-			page.Nodes = page.Nodes[:limit]
-			last := page.Nodes[limit-1]
-			page.NextCursor = encodeCursor(cursor{At: last.TrashedAt, ID: last.ID})
-		}
-		return nil
+		var err error
+		page, err = t.queryPage(ctx, q, args, limit, func(last Node) cursor { return cursor{At: last.TrashedAt, ID: last.ID} })
+		return err
 	})
-	if page.Nodes == nil {
-		page.Nodes = []Node{}
-	}
-	return page, wrap("list trash", err)
+	return page.orEmpty(), wrap("list trash", err)
 }
 
 // Versions lists a file's versions, newest first.
 func (s *Service) Versions(ctx context.Context, p identity.Principal, id string) ([]Version, error) {
-	if err := s.gate(p, false); err != nil {
-		return nil, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, false)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return nil, err
 	}
 	vs := []Version{}
@@ -278,14 +281,8 @@ FROM versions WHERE tenant_id = $1 AND node_id = $2 ORDER BY number DESC`, t.ten
 
 // Download presigns a GET of a live file's content: the current version, or versionID's.
 func (s *Service) Download(ctx context.Context, p identity.Principal, id, versionID string) (storage.Presigned, error) {
-	if err := s.gate(p, false); err != nil {
-		return storage.Presigned{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, false)
 	if err != nil {
-		return storage.Presigned{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return storage.Presigned{}, err
 	}
 	var name, hash string
@@ -360,14 +357,8 @@ func childPath(parentPath, name string) string { return parentPath + "/" + name 
 // Move moves and/or renames a live node. Moving a folder into itself or below is 409
 // conflict; a taken name is 409 already_exists.
 func (s *Service) Move(ctx context.Context, p identity.Principal, id string, to Placement) (Node, error) {
-	if err := s.gate(p, true); err != nil {
-		return Node{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, true)
 	if err != nil {
-		return Node{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return Node{}, err
 	}
 	if to.ParentID != nil {
@@ -425,14 +416,8 @@ func equalParent(a, b *string) bool {
 // Copy copies a live file: a new node whose first version shares the source's blob (one
 // more reference, no bytes copied). Copying folders is not supported yet.
 func (s *Service) Copy(ctx context.Context, p identity.Principal, id string, to Placement) (CommitResult, error) {
-	if err := s.gate(p, false); err != nil {
-		return CommitResult{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, false)
 	if err != nil {
-		return CommitResult{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, false); err != nil {
 		return CommitResult{}, err
 	}
 	if dest := to.ParentID; dest != nil || identity.Authorize(p, identity.PermFilesWrite) != nil {
@@ -492,14 +477,8 @@ func (s *Service) Copy(ctx context.Context, p identity.Principal, id string, to 
 
 // Trash puts a live node (and, through it, its subtree) in the trash.
 func (s *Service) Trash(ctx context.Context, p identity.Principal, id string) (Node, error) {
-	if err := s.gate(p, true); err != nil {
-		return Node{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, true)
 	if err != nil {
-		return Node{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -522,14 +501,8 @@ func (s *Service) Trash(ctx context.Context, p identity.Principal, id string) (N
 // Restore takes a node out of the trash, into its folder (which must not be in the trash),
 // under its name or newName.
 func (s *Service) Restore(ctx context.Context, p identity.Principal, id string, newName *string) (Node, error) {
-	if err := s.gate(p, true); err != nil {
-		return Node{}, err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, true)
 	if err != nil {
-		return Node{}, err
-	}
-	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return Node{}, err
 	}
 	var n Node
@@ -587,14 +560,8 @@ func (s *Service) Restore(ctx context.Context, p identity.Principal, id string, 
 // Purge deletes a node in the trash for good, with its subtree and versions; blobs no longer
 // referenced are deleted from the object store.
 func (s *Service) Purge(ctx context.Context, p identity.Principal, id string) error {
-	if err := s.gate(p, true); err != nil {
-		return err
-	}
-	id, err := nodeID(id)
+	id, err := s.openNode(ctx, p, id, true)
 	if err != nil {
-		return err
-	}
-	if err := s.authorizeNode(ctx, p, id, true); err != nil {
 		return err
 	}
 	var orphans []string

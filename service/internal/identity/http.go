@@ -3,20 +3,15 @@ package identity
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
 
 // Paths served by Routes.
 var paths = []string{"/v1/tenants", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/api-tokens", "/v1/api-tokens/{id}"}
@@ -43,11 +38,7 @@ func (s *Service) Routes(mux *http.ServeMux, logger *slog.Logger) {
 // UnavailableRoutes answers every identity endpoint with 503 and message, for a bitvaultd
 // running without a database.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, paths, message)
 }
 
 type handlers struct {
@@ -60,34 +51,6 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bitvault", error="invalid_token"`)
 	}
 	apierror.WriteError(w, r, h.logger, err)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON object body of at most maxBody bytes into v.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
-		}
-		if errors.Is(err, io.EOF) {
-			return invalid("request body: want a JSON object")
-		}
-		return invalid("request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("request body: want a single JSON object")
-	}
-	return nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".
@@ -154,7 +117,7 @@ func (h *handlers) createTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req createTenantRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := httpx.Decode(w, r, &req, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -164,7 +127,7 @@ func (h *handlers) createTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.logger.InfoContext(r.Context(), "tenant created", slog.String("tenant_id", t.ID), slog.String("slug", t.Slug))
-	writeJSON(w, http.StatusCreated, createTenantResponse{Tenant: t, Owner: u})
+	httpx.WriteJSON(w, http.StatusCreated, createTenantResponse{Tenant: t, Owner: u})
 }
 
 // tokenResponse is the body of login and refresh.
@@ -182,7 +145,7 @@ type tokenResponse struct {
 }
 
 func (h *handlers) writeTokens(w http.ResponseWriter, t Tokens) {
-	writeJSON(w, http.StatusOK, tokenResponse{
+	httpx.WriteJSON(w, http.StatusOK, tokenResponse{
 		TokenType:        "Bearer",
 		AccessToken:      t.AccessToken,
 		ExpiresIn:        int64(t.AccessExpiresAt.Sub(h.s.now()).Round(time.Second) / time.Second),
@@ -198,7 +161,7 @@ func (h *handlers) writeTokens(w http.ResponseWriter, t Tokens) {
 
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 	var c Credentials
-	if err := decode(w, r, &c); err != nil {
+	if err := httpx.Decode(w, r, &c, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -216,7 +179,7 @@ type refreshRequest struct {
 
 func (h *handlers) refresh(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := httpx.Decode(w, r, &req, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -245,7 +208,7 @@ func (h *handlers) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req refreshRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := httpx.Decode(w, r, &req, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -280,11 +243,11 @@ func (h *handlers) apiTokens(w http.ResponseWriter, r *http.Request, p Principal
 			h.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, listAPITokensResponse{APITokens: list})
+		httpx.WriteJSON(w, http.StatusOK, listAPITokensResponse{APITokens: list})
 		return
 	}
 	var req createAPITokenRequest
-	if err := decode(w, r, &req); err != nil {
+	if err := httpx.Decode(w, r, &req, 0); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -307,7 +270,7 @@ func (h *handlers) apiTokens(w http.ResponseWriter, r *http.Request, p Principal
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, createAPITokenResponse{APIToken: t, Token: token})
+	httpx.WriteJSON(w, http.StatusCreated, createAPITokenResponse{APIToken: t, Token: token})
 }
 
 func (h *handlers) revokeAPIToken(w http.ResponseWriter, r *http.Request, p Principal) {

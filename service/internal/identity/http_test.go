@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 	"github.com/bitvault/bitvault/service/internal/platform/server"
 )
 
@@ -111,7 +112,7 @@ func TestHTTPCreateTenant(t *testing.T) {
 		{"not JSON", "POST", boot, "{", 400, apierror.CodeInvalidArgument},
 		{"empty body", "POST", boot, "", 400, apierror.CodeInvalidArgument},
 		{"two objects", "POST", boot, "{} {}", 400, apierror.CodeInvalidArgument},
-		{"too large", "POST", boot, `{"name":"` + strings.Repeat("x", maxBody) + `"}`, 413, apierror.CodeRequestTooLarge},
+		{"too large", "POST", boot, `{"name":"` + strings.Repeat("x", httpx.MaxBody) + `"}`, 413, apierror.CodeRequestTooLarge},
 		{"invalid slug", "POST", boot, jsonObj{"slug": "ACME", "name": "Acme", "owner": body["owner"]}, 400, apierror.CodeInvalidArgument},
 		{"created", "POST", boot, body, 201, ""},
 		{"slug taken", "POST", boot, body, 409, apierror.CodeAlreadyExists},

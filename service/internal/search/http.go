@@ -1,12 +1,12 @@
 package search
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
 
 // Authenticator wraps a handler that needs the caller's principal, answering 401 itself
@@ -25,11 +25,7 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 
 // UnavailableRoutes answers the search endpoint with 503 and message.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, paths, message)
 }
 
 func (s *Service) handle(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -48,10 +44,5 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request, p identity.Prin
 		apierror.WriteError(w, r, s.logger, err)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }

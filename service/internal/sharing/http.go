@@ -1,19 +1,14 @@
 package sharing
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
 
 // Authenticator wraps a handler that needs the caller's principal, answering 401 itself
 // (identity.Service.Authenticated).
@@ -49,49 +44,13 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 
 // UnavailableRoutes answers every sharing endpoint with 503 and message.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, paths, message)
 }
 
 type handlers struct{ s *Service }
 
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	apierror.WriteError(w, r, h.s.logger, err)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON object body of at most maxBody bytes into v; with optional, an empty
-// body is accepted.
-func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
-		}
-		if errors.Is(err, io.EOF) {
-			if optional {
-				return nil
-			}
-			return invalid("request body: want a JSON object")
-		}
-		return invalid("request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("request body: want a single JSON object")
-	}
-	return nil
 }
 
 type sharesResponse struct {
@@ -105,11 +64,11 @@ func (h *handlers) shares(w http.ResponseWriter, r *http.Request, p identity.Pri
 			h.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, sharesResponse{Shares: list})
+		httpx.WriteJSON(w, http.StatusOK, sharesResponse{Shares: list})
 		return
 	}
 	var in NewShare
-	if err := decode(w, r, &in, false); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -122,7 +81,7 @@ func (h *handlers) shares(w http.ResponseWriter, r *http.Request, p identity.Pri
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, sh)
+	httpx.WriteJSON(w, status, sh)
 }
 
 func (h *handlers) revokeShare(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -143,7 +102,7 @@ func (h *handlers) sharedWithMe(w http.ResponseWriter, r *http.Request, p identi
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sharedWithMeResponse{Shares: list})
+	httpx.WriteJSON(w, http.StatusOK, sharedWithMeResponse{Shares: list})
 }
 
 type linksResponse struct {
@@ -165,11 +124,11 @@ func (h *handlers) links(w http.ResponseWriter, r *http.Request, p identity.Prin
 			h.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, linksResponse{Links: list})
+		httpx.WriteJSON(w, http.StatusOK, linksResponse{Links: list})
 		return
 	}
 	var in NewLink
-	if err := decode(w, r, &in, true); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Optional|httpx.Strict); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -178,7 +137,7 @@ func (h *handlers) links(w http.ResponseWriter, r *http.Request, p identity.Prin
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, createLinkResponse{Link: l, Token: token, URL: "/v1/links/" + token})
+	httpx.WriteJSON(w, http.StatusCreated, createLinkResponse{Link: l, Token: token, URL: "/v1/links/" + token})
 }
 
 func (h *handlers) revokeLink(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -208,7 +167,7 @@ func (h *handlers) resolve(w http.ResponseWriter, r *http.Request) {
 	password := r.Header.Get(HeaderLinkPassword)
 	if r.Method == http.MethodPost {
 		var in linkPasswordRequest
-		if err := decode(w, r, &in, true); err != nil {
+		if err := httpx.Decode(w, r, &in, httpx.Optional|httpx.Strict); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -225,5 +184,5 @@ func (h *handlers) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", pr.URL)
-	writeJSON(w, http.StatusFound, downloadBody{URL: pr.URL, ExpiresAt: pr.ExpiresAt.Format(time.RFC3339)})
+	httpx.WriteJSON(w, http.StatusFound, downloadBody{URL: pr.URL, ExpiresAt: pr.ExpiresAt.Format(time.RFC3339)})
 }

@@ -1,19 +1,13 @@
 package sync
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
-
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
 
 // Authenticator wraps a handler that needs the caller's principal, answering 401 itself
 // (identity.Service.Authenticated).
@@ -45,45 +39,13 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 
 // UnavailableRoutes answers every sync endpoint with 503 and message.
 func UnavailableRoutes(mux *http.ServeMux, message string) {
-	for _, p := range paths {
-		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			apierror.WriteCode(w, r, apierror.CodeUnavailable, message)
-		})
-	}
+	httpx.Unavailable(mux, paths, message)
 }
 
 type handlers struct{ s *Service }
 
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	apierror.WriteError(w, r, h.s.logger, err)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// decode reads a JSON object body of at most maxBody bytes into v.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierror.New(apierror.CodeRequestTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
-		}
-		if errors.Is(err, io.EOF) {
-			return invalid("request body: want a JSON object")
-		}
-		return invalid("request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("request body: want a single JSON object")
-	}
-	return nil
 }
 
 // intParam reads a non-negative integer query parameter (0 when absent).
@@ -110,11 +72,11 @@ func (h *handlers) devices(w http.ResponseWriter, r *http.Request, p identity.Pr
 			h.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, devicesResponse{Devices: list})
+		httpx.WriteJSON(w, http.StatusOK, devicesResponse{Devices: list})
 		return
 	}
 	var in NewDevice
-	if err := decode(w, r, &in); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -127,7 +89,7 @@ func (h *handlers) devices(w http.ResponseWriter, r *http.Request, p identity.Pr
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, d)
+	httpx.WriteJSON(w, status, d)
 }
 
 func (h *handlers) device(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -144,7 +106,7 @@ func (h *handlers) device(w http.ResponseWriter, r *http.Request, p identity.Pri
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	httpx.WriteJSON(w, http.StatusOK, d)
 }
 
 type cursorRequest struct {
@@ -153,7 +115,7 @@ type cursorRequest struct {
 
 func (h *handlers) cursor(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 	var in cursorRequest
-	if err := decode(w, r, &in); err != nil {
+	if err := httpx.Decode(w, r, &in, httpx.Strict); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -166,7 +128,7 @@ func (h *handlers) cursor(w http.ResponseWriter, r *http.Request, p identity.Pri
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	httpx.WriteJSON(w, http.StatusOK, d)
 }
 
 func (h *handlers) changes(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -188,7 +150,7 @@ func (h *handlers) changes(w http.ResponseWriter, r *http.Request, p identity.Pr
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }
 
 func (h *handlers) latest(w http.ResponseWriter, r *http.Request, p identity.Principal) {
@@ -197,5 +159,5 @@ func (h *handlers) latest(w http.ResponseWriter, r *http.Request, p identity.Pri
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, pos)
+	httpx.WriteJSON(w, http.StatusOK, pos)
 }

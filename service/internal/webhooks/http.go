@@ -8,6 +8,7 @@ import (
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 )
 
 // Authenticator wraps a handler that needs the caller's principal (identity.Service.Authenticated).
@@ -28,7 +29,7 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 				fail(w, r, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]any{"webhooks": eps})
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"webhooks": eps})
 			return
 		}
 		var in NewEndpoint
@@ -47,7 +48,7 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 			fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, ep)
+		httpx.WriteJSON(w, http.StatusCreated, ep)
 	}), http.MethodGet, http.MethodPost))
 	mux.Handle("/v1/webhooks/{id}", apierror.Methods(auth(func(w http.ResponseWriter, r *http.Request, p identity.Principal) {
 		if err := s.Delete(r.Context(), p, r.PathValue("id")); err != nil {
@@ -71,17 +72,8 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 			fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
 	}), http.MethodGet))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // Paths served by Routes.

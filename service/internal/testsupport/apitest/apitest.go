@@ -64,7 +64,8 @@ type Env struct {
 	Super    *pgxpool.Pool // the superuser's, bypassing row-level security: arranging and inspecting only
 	Identity *identity.Service
 	Files    *files.Service
-	Store    *storage.FS
+	Store    *storage.FS // the object store when it is a storage.FS (the default), else nil
+	Objects  storage.ObjectStore
 	Clock    *Clock
 	// Client does not follow redirects.
 	Client *http.Client
@@ -75,6 +76,28 @@ func New(t testing.TB) *Env { return NewWith(t) }
 
 // NewWith is New with the files configuration adjusted by tweak.
 func NewWith(t testing.TB, tweak ...func(*files.Config)) *Env {
+	t.Helper()
+	return NewWithStore(t, FSStore, tweak...)
+}
+
+// StoreFunc makes an Env's object store; url is the test server's and mux serves it (a store
+// may add its handlers there).
+type StoreFunc func(t testing.TB, mux *http.ServeMux, url string) storage.ObjectStore
+
+// FSStore is the default StoreFunc: a storage.FS in a temporary directory, served under
+// storage.BlobsPath.
+func FSStore(t testing.TB, mux *http.ServeMux, url string) storage.ObjectStore {
+	t.Helper()
+	store, err := storage.NewFS(t.TempDir(), url, bytes.Repeat([]byte("f"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle(storage.BlobsPath, store.Handler())
+	return store
+}
+
+// NewWithStore is NewWith over the object store that newStore makes.
+func NewWithStore(t testing.TB, newStore StoreFunc, tweak ...func(*files.Config)) *Env {
 	t.Helper()
 	ctx := context.Background()
 	d := pgtest.New(t)
@@ -96,11 +119,7 @@ func NewWith(t testing.TB, tweak ...func(*files.Config)) *Env {
 	logger := slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(server.Handler(logger, mux))
 	t.Cleanup(srv.Close)
-	store, err := storage.NewFS(t.TempDir(), srv.URL, bytes.Repeat([]byte("f"), 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle(storage.BlobsPath, store.Handler())
+	store := newStore(t, mux, srv.URL)
 	fcfg := files.Config{Now: clock.Now}
 	for _, f := range tweak {
 		f(&fcfg)
@@ -111,9 +130,10 @@ func NewWith(t testing.TB, tweak ...func(*files.Config)) *Env {
 	}
 	e := &Env{
 		t: t, URL: srv.URL, Mux: mux, Logger: logger, Pool: pool, Super: pgtest.Pool(t, d.SuperDSN),
-		Identity: ids, Files: fsvc, Store: store, Clock: clock,
+		Identity: ids, Files: fsvc, Objects: store, Clock: clock,
 		Client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
+	e.Store, _ = store.(*storage.FS)
 	ids.Routes(mux, logger)
 	fsvc.Routes(mux, e.Auth)
 	return e
@@ -268,11 +288,26 @@ func (e *Env) UploadVersion(u User, path string, content []byte, base string) fi
 	sum := blake3.Sum256(content)
 	var up files.Upload
 	e.Want(e.Do("POST", "/v1/files", u.Token, map[string]any{"path": path, "size": len(content), "blake3": hex.EncodeToString(sum[:])}), 201, "").Decode(e.t, &up)
-	req, err := http.NewRequest(up.Put.Method, up.Put.URL, bytes.NewReader(content))
+	if code := e.Put(up.Put, content); code != http.StatusOK {
+		e.t.Fatalf("PUT to the presigned URL: %d", code)
+	}
+	var res files.CommitResult
+	commit := map[string]any{"upload_id": up.ID}
+	if base != "" {
+		commit["base_version"] = base
+	}
+	e.Want(e.Do("POST", "/v1/files/commit", u.Token, commit), 201, "").Decode(e.t, &res)
+	return res
+}
+
+// Put sends body to a presigned request (an upload's PUT) and returns the status.
+func (e *Env) Put(p storage.Presigned, body []byte) int {
+	e.t.Helper()
+	req, err := http.NewRequest(p.Method, p.URL, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for k, vs := range up.Put.Header {
+	for k, vs := range p.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
@@ -283,16 +318,7 @@ func (e *Env) UploadVersion(u User, path string, content []byte, base string) fi
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("PUT to the presigned URL: %d", resp.StatusCode)
-	}
-	var res files.CommitResult
-	commit := map[string]any{"upload_id": up.ID}
-	if base != "" {
-		commit["base_version"] = base
-	}
-	e.Want(e.Do("POST", "/v1/files/commit", u.Token, commit), 201, "").Decode(e.t, &res)
-	return res
+	return resp.StatusCode
 }
 
 // Folder creates the folder at path (and those above it), as u.

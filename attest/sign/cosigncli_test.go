@@ -24,25 +24,9 @@ func TestCosignCLIVerify(t *testing.T) {
 	// only warns when it cannot). Naming any Sigstore trust file stops that lookup; this one is
 	// never read (no SCT is checked with --key or --insecure-ignore-sct).
 	t.Setenv("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE", filepath.Join(t.TempDir(), "unused.pem"))
+	fx := newCLIFixture(t)
+	dir, keyDir, otherKeyDir, refs, unsigned := fx.dir, fx.keyDir, fx.otherKeyDir, fx.refs, fx.unsigned
 	ctx := context.Background()
-	f := newRegistry(t)
-	dir := t.TempDir()
-	eph, err := NewEphemeral(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDir, otherKeyDir := t.TempDir(), t.TempDir()
-	key := newKeySigner(t, keyDir, "pw")
-	newKeySigner(t, otherKeyDir, "pw")
-	refs := append([]name.Digest{f.Index}, f.Children...)
-	for _, ref := range refs {
-		for _, s := range []Signer{eph, key} {
-			if err := SignImage(ctx, ref, s); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	unsigned := pushRandomImage(t, f.Repo)
 
 	keyless := func(identity, issuer, roots string) *verify.VerifyCommand {
 		c := &verify.VerifyCommand{
@@ -59,10 +43,7 @@ func TestCosignCLIVerify(t *testing.T) {
 		return &verify.VerifyCommand{CheckClaims: true, KeyRef: pub, IgnoreTlog: true, Offline: true}
 	}
 	root := filepath.Join(dir, RootFile)
-	otherCA := t.TempDir()
-	if _, err := NewEphemeral(otherCA); err != nil {
-		t.Fatal(err)
-	}
+	otherCA := fx.otherCA
 	for _, tc := range []struct {
 		name string
 		cmd  *verify.VerifyCommand
@@ -103,29 +84,9 @@ func TestCosignCLIVerify(t *testing.T) {
 // and keyed (10, no signatures).
 func TestCosignBinaryVerify(t *testing.T) {
 	bin := cosigntest.Binary(t)
-	ctx := context.Background()
-	f := newRegistry(t)
-	dir := t.TempDir()
-	eph, err := NewEphemeral(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDir, otherKeyDir := t.TempDir(), t.TempDir()
-	key := newKeySigner(t, keyDir, "pw")
-	newKeySigner(t, otherKeyDir, "pw")
-	refs := append([]name.Digest{f.Index}, f.Children...)
-	for _, ref := range refs {
-		for _, s := range []Signer{eph, key} {
-			if err := SignImage(ctx, ref, s); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	unsigned := pushRandomImage(t, f.Repo)
-	otherCA := t.TempDir()
-	if _, err := NewEphemeral(otherCA); err != nil {
-		t.Fatal(err)
-	}
+	fx := newCLIFixture(t)
+	dir, keyDir, otherKeyDir, refs, unsigned := fx.dir, fx.keyDir, fx.otherKeyDir, fx.refs, fx.unsigned
+	otherCA := fx.otherCA
 	root := filepath.Join(dir, RootFile)
 
 	keyless := func(trust, roots, identity, issuer string) []string {
@@ -202,4 +163,39 @@ func checkVerifyOutput(t *testing.T, stdout string, ref name.Digest) {
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// cliFixture is what both cosign verify tests check: an index and its manifests signed by the
+// dry-run CA (root in dir) and by a key (keyDir/cosign.pub), another key and another CA that
+// signed nothing, and an unsigned image.
+type cliFixture struct {
+	dir, keyDir, otherKeyDir, otherCA string
+	refs                              []name.Digest
+	unsigned                          name.Digest
+}
+
+func newCLIFixture(t *testing.T) cliFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := newRegistry(t)
+	fx := cliFixture{dir: t.TempDir(), keyDir: t.TempDir(), otherKeyDir: t.TempDir(), otherCA: t.TempDir()}
+	eph, err := NewEphemeral(fx.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEphemeral(fx.otherCA); err != nil {
+		t.Fatal(err)
+	}
+	key := newKeySigner(t, fx.keyDir, "pw")
+	newKeySigner(t, fx.otherKeyDir, "pw")
+	fx.refs = append([]name.Digest{f.Index}, f.Children...)
+	for _, ref := range fx.refs {
+		for _, s := range []Signer{eph, key} {
+			if err := SignImage(ctx, ref, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fx.unsigned = pushRandomImage(t, f.Repo)
+	return fx
 }

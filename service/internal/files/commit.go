@@ -271,7 +271,7 @@ func (t *txn) commit(ctx context.Context, uploadID string, base *string) (Commit
 func (t *txn) insertFile(ctx context.Context, parent *string, name string) (*Node, error) {
 	var id string
 	err := t.tx.QueryRow(ctx, `INSERT INTO nodes (tenant_id, parent_id, type, name, created_by, created_at, updated_at) VALUES ($1, $2, 'file', $3, $4, $5, $5)
-ON CONFLICT (tenant_id, coalesce(parent_id, '`+rootKey+`'::uuid), name) WHERE deleted_at IS NULL DO NOTHING
+ON CONFLICT (tenant_id, parent_key, name) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id`, t.tenant, parent, name, t.actor, t.s.now()).Scan(&id)
 	if isNoRows(err) {
 		return nil, nil

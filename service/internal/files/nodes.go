@@ -136,7 +136,7 @@ func (s *Service) CreateFolder(ctx context.Context, p identity.Principal, path s
 		}
 		var id string
 		err = t.tx.QueryRow(ctx, `INSERT INTO nodes (tenant_id, parent_id, type, name, created_by) VALUES ($1, $2, 'folder', $3, $4)
-ON CONFLICT (tenant_id, coalesce(parent_id, '`+rootKey+`'::uuid), name) WHERE deleted_at IS NULL DO NOTHING
+ON CONFLICT (tenant_id, parent_key, name) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id`, t.tenant, parent, segs[len(segs)-1], t.actor).Scan(&id)
 		if isNoRows(err) {
 			return apierror.New(apierror.CodeAlreadyExists, fmt.Sprintf("%s exists already", joinPath(segs)))
@@ -206,13 +206,11 @@ func (s *Service) List(ctx context.Context, p identity.Principal, parentID, afte
 		if err != nil {
 			return err
 		}
-		q := nodeSelect + "WHERE n.tenant_id = $1 AND " + sameParent(2) + " AND n.deleted_at IS NULL"
-		args := []any{t.tenant, parent}
+		args := []any{t.tenant, ParentKey(parent)}
 		if c != nil {
-			q += ` AND (n.name COLLATE "C", n.id) > ($3 COLLATE "C", $4::uuid)`
 			args = append(args, c.Name, c.ID)
 		}
-		q += fmt.Sprintf(` ORDER BY n.name COLLATE "C", n.id LIMIT %d`, limit+1)
+		q := ListSQL(c != nil, limit+1)
 		page, err = t.queryPage(ctx, q, args, limit, func(last Node) cursor { return cursor{Name: last.Name, ID: last.ID} })
 		return err
 	})
@@ -395,7 +393,7 @@ SELECT EXISTS (SELECT 1 FROM up WHERE id = $3)`, t.tenant, *parent, n.ID).Scan(&
 		}
 		_, err = t.tx.Exec(ctx, "UPDATE nodes SET parent_id = $3, name = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
 			t.tenant, n.ID, parent, name, s.now())
-		if isUniqueViolation(err, "nodes_live_name") {
+		if isUniqueViolation(err, liveNameIndex) {
 			return apierror.New(apierror.CodeAlreadyExists, fmt.Sprintf("%s exists already", childPath(parentPath, name)))
 		}
 		if err != nil {
@@ -544,7 +542,7 @@ func (s *Service) Restore(ctx context.Context, p identity.Principal, id string, 
 		}
 		_, err = t.tx.Exec(ctx, "UPDATE nodes SET deleted_at = NULL, deleted_by = NULL, name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
 			t.tenant, id, name, s.now())
-		if isUniqueViolation(err, "nodes_live_name") {
+		if isUniqueViolation(err, liveNameIndex) {
 			return apierror.New(apierror.CodeAlreadyExists, fmt.Sprintf("%s exists already: restore under another name", childPath(parentPath, name)))
 		}
 		if err != nil {

@@ -10,13 +10,23 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// rootKey stands for the root (parent NULL) in the unique index over live names.
+// rootKey stands for the root (parent NULL) in nodes.parent_key, the column the indexes over
+// live names and children use (migration 0007).
 const rootKey = "00000000-0000-0000-0000-000000000000"
 
-// sameParent matches n.parent_id with the parameter $N (NULL: the root) the way the unique
-// index nodes_live_name does, so that the index serves the lookup.
-func sameParent(param int) string {
-	return fmt.Sprintf("coalesce(n.parent_id, '%s'::uuid) = coalesce($%d::uuid, '%s'::uuid)", rootKey, param, rootKey)
+// liveNameIndex is the unique index over live names among siblings: a violation of it means
+// the name is taken.
+const liveNameIndex = "nodes_live_name_key"
+
+// ParentKey is the nodes.parent_key of the children of parentID (nil: the root). It is
+// computed here, not in SQL: under row-level security the planner uses an index only for
+// conditions it knows cannot leak values, and it counts any COALESCE as leaky (see
+// migration 0007).
+func ParentKey(parentID *string) string {
+	if parentID == nil {
+		return rootKey
+	}
+	return *parentID
 }
 
 // txn is one transaction of one tenant, on behalf of actor (a user id). Every query filters
@@ -85,13 +95,28 @@ func (t *txn) getNode(ctx context.Context, id, lock string) (Node, error) {
 	return n, err
 }
 
+// ChildSQL finds a live child by name: $1 tenant, $2 ParentKey of the folder, $3 name. The
+// commit path runs it for every segment of a path. Exported, with ListSQL, for EXPLAIN
+// (bvload, the plan tests).
+const ChildSQL = nodeSelect + "WHERE n.tenant_id = $1 AND n.parent_key = $2::uuid AND n.name = $3 AND n.deleted_at IS NULL"
+
+// ListSQL pages through a folder's live children in listing order: $1 tenant, $2 ParentKey of
+// the folder and, after a cursor, $3 name and $4 id of the last node of the previous page.
+func ListSQL(afterCursor bool, limit int) string {
+	q := nodeSelect + "WHERE n.tenant_id = $1 AND n.parent_key = $2::uuid AND n.deleted_at IS NULL"
+	if afterCursor {
+		q += ` AND (n.name COLLATE "C", n.id) > ($3 COLLATE "C", $4::uuid)`
+	}
+	return q + fmt.Sprintf(` ORDER BY n.name COLLATE "C", n.id LIMIT %d`, limit)
+}
+
 // liveChild returns the live child of parentID (nil: the root) named name, or nil.
 func (t *txn) liveChild(ctx context.Context, parentID *string, name, lock string) (*Node, error) {
-	q := nodeSelect + "WHERE n.tenant_id = $1 AND " + sameParent(2) + " AND n.name = $3 AND n.deleted_at IS NULL"
+	q := ChildSQL
 	if lock != "" {
 		q += " " + lock + " OF n"
 	}
-	n, err := scanNode(t.tx.QueryRow(ctx, q, t.tenant, parentID, name))
+	n, err := scanNode(t.tx.QueryRow(ctx, q, t.tenant, ParentKey(parentID), name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -175,7 +200,7 @@ func (t *txn) ensureFolders(ctx context.Context, segs []string) (*string, error)
 	for i, name := range segs {
 		var id string
 		err := t.tx.QueryRow(ctx, `INSERT INTO nodes (tenant_id, parent_id, type, name, created_by) VALUES ($1, $2, 'folder', $3, $4)
-ON CONFLICT (tenant_id, coalesce(parent_id, '`+rootKey+`'::uuid), name) WHERE deleted_at IS NULL DO NOTHING
+ON CONFLICT (tenant_id, parent_key, name) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id`, t.tenant, parent, name, t.actor).Scan(&id)
 		switch {
 		case err == nil:

@@ -2,13 +2,13 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/testsupport/apitest"
+	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
 )
 
 // TestPullUsesJournalIndex: with a sizeable journal for two tenants, the pull query (as the
@@ -29,23 +29,15 @@ SELECT $1, g, $1, 'create', 'file', $1, 'f' || g, $2 FROM generate_series(1, 200
 	e.Exec("ANALYZE nodes")
 
 	for _, cursor := range []int64{0, 10000, 19990} {
-		var plan []byte
-		err := db.WithTenant(ctx, e.Pool, owner.P.TenantID, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+pullQuery, owner.P.TenantID, cursor, DefaultPageSize+1).Scan(&plan)
+		var scans []pgtest.Scan
+		var plan string
+		err := db.WithTenant(ctx, e.Pool, owner.P.TenantID, func(tx pgx.Tx) (err error) {
+			scans, plan, err = pgtest.Scans(ctx, tx, "change_journal", PullSQL, owner.P.TenantID, cursor, DefaultPageSize+1)
+			return err
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var doc []struct{ Plan planNode }
-		if err := json.Unmarshal(plan, &doc); err != nil || len(doc) != 1 {
-			t.Fatalf("plan %s: %v", plan, err)
-		}
-		var scans []planNode
-		doc[0].Plan.walk(func(n planNode) {
-			if n.Relation == "change_journal" {
-				scans = append(scans, n)
-			}
-		})
 		if len(scans) != 1 || scans[0].Type != "Index Scan" || scans[0].Index != "change_journal_pkey" {
 			t.Errorf("cursor %d: change_journal read by %+v, want one Index Scan using change_journal_pkey\n%s", cursor, scans, plan)
 		}
@@ -53,7 +45,7 @@ SELECT $1, g, $1, 'create', 'file', $1, 'f' || g, $2 FROM generate_series(1, 200
 	// And the query gives the page it should.
 	var got []int64
 	err := db.WithTenant(ctx, e.Pool, owner.P.TenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT seq FROM ("+pullQuery+") q", owner.P.TenantID, int64(19990), 5)
+		rows, err := tx.Query(ctx, "SELECT seq FROM ("+PullSQL+") q", owner.P.TenantID, int64(19990), 5)
 		if err != nil {
 			return err
 		}
@@ -62,19 +54,5 @@ SELECT $1, g, $1, 'create', 'file', $1, 'f' || g, $2 FROM generate_series(1, 200
 	})
 	if err != nil || len(got) != 5 || got[0] != 19991 || got[4] != 19995 {
 		t.Errorf("page after 19990 = %v (%v), want 19991..19995", got, err)
-	}
-}
-
-type planNode struct {
-	Type     string     `json:"Node Type"`
-	Relation string     `json:"Relation Name"`
-	Index    string     `json:"Index Name"`
-	Plans    []planNode `json:"Plans"`
-}
-
-func (n planNode) walk(fn func(planNode)) {
-	fn(n)
-	for _, c := range n.Plans {
-		c.walk(fn)
 	}
 }

@@ -359,10 +359,10 @@ type Changes struct {
 	LatestCursor int64 `json:"latest_cursor"`
 }
 
-// pullQuery reads a page of the journal: a range scan of its primary key (tenant_id, seq)
+// PullSQL reads a page of the journal: a range scan of its primary key (tenant_id, seq)
 // ($1 tenant, $2 cursor, $3 page size + 1), with the version's number and size and the
 // parent's current path.
-const pullQuery = `SELECT j.seq, j.op, j.node_id, j.node_type, j.parent_id, j.name, j.version_id, v.number, j.blob_hash, v.size, j.actor_id, j.at,
+const PullSQL = `SELECT j.seq, j.op, j.node_id, j.node_type, j.parent_id, j.name, j.version_id, v.number, j.blob_hash, v.size, j.actor_id, j.at,
 	CASE WHEN j.parent_id IS NULL THEN '/' || j.name ELSE pp.path || '/' || j.name END
 FROM change_journal j
 LEFT JOIN versions v ON v.tenant_id = j.tenant_id AND v.id = j.version_id
@@ -402,7 +402,7 @@ func (s *Service) Pull(ctx context.Context, p identity.Principal, cursor int64, 
 			return err
 		}
 		out.LatestCursor = pos.Cursor
-		rows, err := tx.Query(ctx, pullQuery, p.TenantID, cursor, limit+1)
+		rows, err := tx.Query(ctx, PullSQL, p.TenantID, cursor, limit+1)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,8 @@
 // change-journal rows) into one folder of the tenant with COPY as the schema owner, then
 // times the list (first page, and a page deep into the folder), the sync pull (from cursor 0
 // and from the middle of the seeded range) and search over the API, and prints EXPLAIN
-// (ANALYZE, BUFFERS) of the list and sync queries run as the app role with the tenant set.
+// (ANALYZE, BUFFERS) of the list, child-by-name and sync queries (the service's own SQL) run
+// as the app role with the tenant set.
 //
 // Usage (against scripts/service-dev.sh):
 //
@@ -48,6 +49,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bitvault/bitvault/service/internal/client"
+	"github.com/bitvault/bitvault/service/internal/files"
+	bvsync "github.com/bitvault/bitvault/service/internal/sync"
 )
 
 type options struct {
@@ -431,7 +434,7 @@ func seed(ctx context.Context, o options, tok client.Tokens, c *client.Client) e
 		return fmt.Errorf("explain: %w", err)
 	}
 	printTable(fmt.Sprintf("bvload seed: %d nodes in one folder, %d samples each", o.seedNodes, o.samples), st)
-	for _, k := range []string{"list_first_page", "list_deep_page", "sync_pull_mid"} {
+	for _, k := range []string{"list_first_page", "list_deep_page", "child_by_name", "sync_pull_mid"} {
 		fmt.Printf("\n-- EXPLAIN (ANALYZE, BUFFERS) %s (as bitvault_app, app.tenant_id set)\n%s\n", k, explain[k])
 	}
 	return emitJSON(o, seedResult{Mode: "seed", Nodes: o.seedNodes, Folder: folder, SeedS: seedTime.Seconds(),
@@ -521,30 +524,6 @@ SELECT $1, $2 + row_number() OVER (ORDER BY name), id, 'create', 'file', $3, nam
 	return seq, nil
 }
 
-// The queries below are copies of the service's (internal/files: List with nodeSelect and
-// sameParent; internal/sync: pullQuery), keep them in step.
-const listQuery = `SELECT n.id, n.type, n.name, n.parent_id, n.size, n.created_by, n.created_at, n.updated_at, n.deleted_at,
-	v.id, v.number, v.size, v.blob_hash, v.created_by, v.base_version_id, v.created_at
-FROM nodes n LEFT JOIN versions v ON v.tenant_id = n.tenant_id AND v.id = n.current_version_id
-WHERE n.tenant_id = $1 AND coalesce(n.parent_id, '00000000-0000-0000-0000-000000000000'::uuid) = coalesce($2::uuid, '00000000-0000-0000-0000-000000000000'::uuid) AND n.deleted_at IS NULL`
-
-const pullQuery = `SELECT j.seq, j.op, j.node_id, j.node_type, j.parent_id, j.name, j.version_id, v.number, j.blob_hash, v.size, j.actor_id, j.at,
-	CASE WHEN j.parent_id IS NULL THEN '/' || j.name ELSE pp.path || '/' || j.name END
-FROM change_journal j
-LEFT JOIN versions v ON v.tenant_id = j.tenant_id AND v.id = j.version_id
-LEFT JOIN LATERAL (
-	WITH RECURSIVE up AS (
-		SELECT a.id, a.parent_id, a.name, 1 AS depth FROM nodes a WHERE a.tenant_id = $1 AND a.id = j.parent_id
-		UNION ALL
-		SELECT a.id, a.parent_id, a.name, up.depth + 1 FROM nodes a JOIN up ON a.tenant_id = $1 AND a.id = up.parent_id
-		WHERE up.depth < 1000
-	)
-	SELECT '/' || string_agg(up.name, '/' ORDER BY up.depth DESC) AS path FROM up HAVING count(*) > 0
-) pp ON j.parent_id IS NOT NULL
-WHERE j.tenant_id = $1 AND j.seq > $2
-ORDER BY j.seq
-LIMIT $3`
-
 func explainQueries(ctx context.Context, appDSN, tenant, parent, midName string, midSeq int64) (map[string]string, error) {
 	conn, err := pgx.Connect(ctx, appDSN)
 	if err != nil {
@@ -556,10 +535,10 @@ func explainQueries(ctx context.Context, appDSN, tenant, parent, midName string,
 		key, sql string
 		args     []any
 	}{
-		{"list_first_page", listQuery + ` ORDER BY n.name COLLATE "C", n.id LIMIT 101`, []any{tenant, parent}},
-		{"list_deep_page", listQuery + ` AND (n.name COLLATE "C", n.id) > ($3 COLLATE "C", $4::uuid) ORDER BY n.name COLLATE "C", n.id LIMIT 101`,
-			[]any{tenant, parent, midName, "00000000-0000-0000-0000-000000000000"}},
-		{"sync_pull_mid", pullQuery, []any{tenant, midSeq, 501}},
+		{"list_first_page", files.ListSQL(false, 101), []any{tenant, parent}},
+		{"list_deep_page", files.ListSQL(true, 101), []any{tenant, parent, midName, "00000000-0000-0000-0000-000000000000"}},
+		{"child_by_name", files.ChildSQL, []any{tenant, parent, midName}},
+		{"sync_pull_mid", bvsync.PullSQL, []any{tenant, midSeq, 501}},
 	}
 	for _, e := range q {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

@@ -1,12 +1,19 @@
 // Command bitvault-worker is BitVault's asynchronous worker process.
 //
 // In the standard profile (BITVAULT_PROFILE=standard, see internal/events) it runs the event
-// consumers (meter, …) on NATS JetStream durable consumers (BITVAULT_NATS_URL), with the
-// database of BITVAULT_DATABASE_URL; readiness checks the database and NATS. In the lite
-// profile bitvaultd runs the consumers itself and the worker only idles (logging "idle" at
-// debug level). Also: configuration, JSON logs on stdout, the probes (/healthz, /readyz on
+// consumers on NATS JetStream durable consumers (BITVAULT_NATS_URL), shared by the worker
+// replicas: the meter, the GC/finalizer (on purge events, and its sweep every
+// BITVAULT_GC_INTERVAL), the search indexer and the webhook fan-out and dispatcher. It reads
+// the database of BITVAULT_DATABASE_URL, and the object store and webhook settings as
+// bitvaultd does (BITVAULT_STORAGE, BITVAULT_S3_*, BITVAULT_BLOB_GRACE, BITVAULT_WEBHOOK_*,
+// the secrets' key BITVAULT_SECRET_KEY or BITVAULT_TOKEN_KEY, …: internal/backend, the same
+// constructor; give both binaries the same environment); with BITVAULT_STORAGE=none the GC
+// and the indexer do not run. Readiness checks the database, NATS and the object store. In
+// the lite profile
+// bitvaultd runs the consumers itself and the worker only idles (logging "idle" at debug
+// level). Also: configuration, JSON logs on stdout, the probes (/healthz, /readyz on
 // BITVAULT_HTTP_ADDR, default :8081), the writable-dir check and the graceful drain on
-// SIGTERM. The indexer, GC/finalizer and webhook consumers are still to come.
+// SIGTERM.
 package main
 
 import (
@@ -16,6 +23,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/bitvault/bitvault/service/internal/backend"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/events"
 	"github.com/bitvault/bitvault/service/internal/platform/app"
@@ -69,11 +77,21 @@ func initConsumers(ctx context.Context, env app.Env, run *func(context.Context) 
 	if !dbc.Enabled {
 		return app.Module{}, app.ConfigError(errors.New("the standard profile's consumers need a database"))
 	}
+	bcfg, err := backend.LoadConfig(env.Lookup, env.Config.DataDir)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
 	pool, err := db.Open(ctx, dbc.URL, dbc.Wait)
 	if err != nil {
 		return app.Module{}, err
 	}
 	env.Checks.Add("database", pool.Ping)
+	be, err := backend.Open(ctx, bcfg, pool, env.Checks, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	cfg.Files, cfg.Webhooks = be.Files, be.Webhooks
 	r, closeBus, err := events.RunWorker(ctx, cfg, pool, env.Checks, env.Logger)
 	if err != nil {
 		pool.Close()

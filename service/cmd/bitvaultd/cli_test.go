@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -378,6 +379,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	t.Run("sync", func(t *testing.T) { testCLISync(t, s, bv, work) })
+	t.Run("sync --watch", func(t *testing.T) { testCLISyncWatch(t, bv, work) })
 	t.Run("sharing", func(t *testing.T) { testCLISharing(t, s, bv, v2) })
 	t.Run("search", func(t *testing.T) {
 		var res struct {
@@ -535,6 +537,67 @@ SELECT tenant_id, seq FROM journal_counters WHERE tenant_id = (SELECT id FROM te
 		t.Error("final.bin changed in the full resync")
 	}
 	bv.ok("restore", "/archive") // for the tests after this one
+}
+
+// testCLISyncWatch: sync --watch applies the remote changes as they come (its long poll
+// woken by the commit), printing them, until its context ends (Ctrl-C): then it exits 0.
+func testCLISyncWatch(t *testing.T, bv *cliRunner, work string) {
+	dir := filepath.Join(t.TempDir(), "watched")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, []string{"sync", "--watch", "-q", dir}, cli.Env{
+			Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Version: "test",
+			Getenv: func(k string) string { return bv.env[k] },
+		})
+	}()
+	waitOutput := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("sync --watch printed %q, stderr %q; want %q", out.String(), errOut.String(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitOutput("full sync")
+	local := filepath.Join(work, "watched.txt")
+	writeFile(t, local, []byte("seen live"))
+	bv.ok("put", local, "/docs/watched.txt")
+	waitOutput("downloaded docs/watched.txt")
+	if b := readFile(t, filepath.Join(dir, "docs", "watched.txt")); string(b) != "seen live" {
+		t.Errorf("watched.txt: %q", b)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != cli.ExitOK || errOut.String() != "" {
+			t.Errorf("sync --watch ended with exit %d, stderr %q; want 0 and nothing", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sync --watch did not end with its context")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer written and read concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // testCLISharing: share with another user of the tenant, who sees it; a public link

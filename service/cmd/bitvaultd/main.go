@@ -20,6 +20,11 @@
 // /v1/blobs/ with signed URLs based on BITVAULT_PUBLIC_URL: the single-binary dev setup) or
 // none (the files API answers 503). It is required with a database.
 //
+// Events (internal/events, BITVAULT_PROFILE): bitvaultd relays the outbox to the bus and
+// wakes the sync long polls of its own clients; the consumers (meter, GC, indexer,
+// webhooks) run in bitvaultd in the lite profile, in bitvault-worker in the standard one.
+// internal/backend builds the object store and the services on it for both binaries.
+//
 // The database is PostgreSQL: BITVAULT_DATABASE_URL (the bitvault_app role, required) and,
 // optionally, BITVAULT_DATABASE_OWNER_URL (the schema owner), with which serve applies pending
 // migrations at start under an advisory lock, so replicas starting together are safe. Without
@@ -40,9 +45,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/bitvault/bitvault/service/internal/admin"
+	"github.com/bitvault/bitvault/service/internal/backend"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/events"
 	"github.com/bitvault/bitvault/service/internal/files"
@@ -137,15 +142,11 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
-	stcfg, err := storage.LoadConfig(env.Lookup, env.Config.DataDir, idcfg.TokenKey)
+	bcfg, err := backend.LoadConfig(env.Lookup, env.Config.DataDir)
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
-	fcfg, err := files.LoadConfig(env.Lookup)
-	if err != nil {
-		return app.Module{}, app.ConfigError(err)
-	}
-	store, err := storage.Open(stcfg)
+	evcfg, err := events.LoadConfig(env.Lookup)
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
@@ -167,27 +168,17 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	env.Checks.Add("database", func(ctx context.Context) error { return pool.Ping(ctx) })
 	routes := []func(*http.ServeMux){func(mux *http.ServeMux) { svc.Routes(mux, env.Logger) }}
 
-	env.Logger.Info("object store", slog.String("storage", stcfg.String()))
-	var fsvc *files.Service
-	if store == nil {
-		env.Logger.Warn("running without an object store (" + storage.EnvStorage + "=none): the files API answers 503")
-		env.Checks.Add("storage", health.NotConfigured(storage.EnvStorage+"=none"))
+	be, err := backend.Open(ctx, bcfg, pool, env.Checks, env.Logger)
+	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	store, fsvc, fcfg := be.Store, be.Files, bcfg.Files
+	if fsvc == nil {
 		routes = append(routes, func(mux *http.ServeMux) {
 			files.UnavailableRoutes(mux, "no object store configured ("+storage.EnvStorage+"=none)")
 		})
 	} else {
-		fsvc, err = files.New(pool, store, fcfg, env.Logger)
-		if err != nil {
-			pool.Close()
-			return app.Module{}, err
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := store.Ping(pctx); err != nil {
-			// Readiness reports it until the store is reachable.
-			env.Logger.Warn("object store not reachable yet", slog.String("error", err.Error()))
-		}
-		cancel()
-		env.Checks.Add("storage", store.Ping)
 		routes = append(routes, func(mux *http.ServeMux) {
 			fsvc.Routes(mux, func(next func(http.ResponseWriter, *http.Request, identity.Principal)) http.Handler {
 				return svc.Authenticated(env.Logger, next)
@@ -199,7 +190,7 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	}
 	// Sync, sharing and search need the database only; without an object store, public
 	// links answer 503.
-	shsvc, err := sharing.New(pool, svc, store, sharing.Config{DownloadTTL: fcfg.DownloadTTL}, env.Logger)
+	shsvc, err := sharing.New(pool, svc, store, sharing.Config{DownloadTTL: fcfg.DownloadTTL, Limits: idcfg.Limits}, env.Logger)
 	if err != nil {
 		pool.Close()
 		return app.Module{}, err
@@ -207,11 +198,6 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	if fsvc != nil {
 		// Node-level file operations honour shares (an editor share grants writes there).
 		fsvc.SetNodeAuthorizer(shsvc)
-	}
-	syncsvc, err := bvsync.New(pool, bvsync.Config{}, env.Logger)
-	if err != nil {
-		pool.Close()
-		return app.Module{}, err
 	}
 	searchsvc, err := search.New(pool, shsvc, env.Logger)
 	if err != nil {
@@ -223,8 +209,19 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		pool.Close()
 		return app.Module{}, err
 	}
-	hooks, err := webhooks.New(pool, webhooks.Config{}, env.Logger)
+	hooks := be.Webhooks
+	// The outbox relay and the sync signal and, in the lite profile, the in-process bus and
+	// the consumers (in standard, bitvault-worker runs them).
+	evcfg.Files, evcfg.Webhooks = fsvc, hooks
+	stopEvents, signal, err := events.StartServer(ctx, evcfg, pool, env.Checks, env.Logger)
 	if err != nil {
+		pool.Close()
+		return app.Module{}, err
+	}
+	// The long polls wake on the signal, and end when ctx does: draining starts.
+	syncsvc, err := bvsync.New(pool, bvsync.Config{Notifier: signal, Stop: ctx.Done()}, env.Logger)
+	if err != nil {
+		stopEvents()
 		pool.Close()
 		return app.Module{}, err
 	}
@@ -238,18 +235,6 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		adminsvc.Routes(mux, auth)
 		hooks.Routes(mux, auth)
 	})
-	// The outbox relay and, in the lite profile, the in-process bus and consumers.
-	evcfg, err := events.LoadConfig(env.Lookup)
-	if err != nil {
-		pool.Close()
-		return app.Module{}, app.ConfigError(err)
-	}
-	evcfg.Files, evcfg.Webhooks = fsvc, hooks
-	stopEvents, _, err := events.StartServer(ctx, evcfg, pool, env.Checks, env.Logger)
-	if err != nil {
-		pool.Close()
-		return app.Module{}, err
-	}
 	return app.Module{
 		Routes: func(mux *http.ServeMux) {
 			for _, r := range routes {

@@ -68,6 +68,9 @@ func (s *stack) record(next http.Handler) http.Handler {
 		}
 		rw := &recordingWriter{ResponseWriter: w}
 		next.ServeHTTP(rw, r)
+		if r.Context().Err() != nil && rw.status == 0 {
+			return // the client went away (a long poll ended by it): nothing was answered
+		}
 		ex.status, ex.respType, ex.respBody = rw.status, w.Header().Get("Content-Type"), rw.body.Bytes()
 		if ex.status == 0 {
 			ex.status = http.StatusOK

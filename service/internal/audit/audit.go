@@ -16,8 +16,11 @@ import (
 
 // Event types.
 const (
-	LoginSucceeded  = "auth.login.succeeded"
-	LoginFailed     = "auth.login.failed"
+	LoginSucceeded = "auth.login.succeeded"
+	LoginFailed    = "auth.login.failed"
+	// LoginLocked: failed logins reached a brute-force limit (package ratelimit); written
+	// once per lockout, by the failure that engaged it.
+	LoginLocked     = "auth.login.locked"
 	APITokenCreated = "api_token.created"
 	APITokenRevoked = "api_token.revoked"
 	ShareCreated    = "share.created"
@@ -25,13 +28,16 @@ const (
 	ShareRevoked    = "share.revoked"
 	LinkCreated     = "link.created"
 	LinkRevoked     = "link.revoked"
-	UserAdded       = "user.added"
-	UserDisabled    = "user.disabled"
-	UserEnabled     = "user.enabled"
-	RoleChanged     = "user.role_changed"
-	QuotaChanged    = "quota.changed"
-	FlagChanged     = "flag.changed"
-	NodePurged      = "node.purged"
+	// LinkPasswordLocked: wrong passwords of a public link reached a brute-force limit; once
+	// per lockout.
+	LinkPasswordLocked = "link.password.locked"
+	UserAdded          = "user.added"
+	UserDisabled       = "user.disabled"
+	UserEnabled        = "user.enabled"
+	RoleChanged        = "user.role_changed"
+	QuotaChanged       = "quota.changed"
+	FlagChanged        = "flag.changed"
+	NodePurged         = "node.purged"
 )
 
 // Entry is a row of the audit log.

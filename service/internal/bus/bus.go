@@ -17,7 +17,9 @@
 //     a subscription's filter is a NATS subject pattern over them ("bitvault.files.>").
 //
 // Mem (lite profile) keeps everything in process memory; JetStream (standard profile) uses a
-// NATS JetStream stream (StreamName) and durable pull consumers.
+// NATS JetStream stream (StreamName) and durable pull consumers. JetStream.Watch also gives
+// every process its own at-most-once copy of the events (no durable consumer): for
+// wake-ups that each bitvaultd replica needs, such as the sync signal.
 package bus
 
 import (

@@ -252,3 +252,74 @@ func TestMemBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestJetStreamWatch: every watcher — one per bitvaultd replica, each on its own connection
+// — gets every event matching its filter, from the moment Watch returns, without taking it
+// from a durable consumer; a stopped watcher gets nothing more.
+func TestJetStreamWatch(t *testing.T) {
+	s := natstest.New(t)
+	connect := func() *bus.JetStream {
+		b, err := bus.ConnectJetStream(context.Background(), s.URL(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	pub := connect()
+	type watcher struct {
+		stop func()
+		r    recorder
+	}
+	watchers := make([]*watcher, 2)
+	for i := range watchers {
+		w := &watcher{}
+		stop, err := connect().Watch("bitvault.files.>", func(e bus.Event) { w.r.add(bus.Message{Event: e}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.stop, watchers[i] = stop, w
+	}
+	var durable recorder
+	subscribe(t, pub, "durable", "bitvault.files.>", func(_ context.Context, m bus.Message) error { durable.add(m); return nil })
+
+	ctx := context.Background()
+	other := bus.Event{ID: "o1", Tenant: tenant, Type: "sharing.share.created", Payload: []byte(`{}`)}
+	for _, e := range []bus.Event{ev("w1"), other, ev("w2")} {
+		if err := pub.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, w := range watchers {
+		waitFor(t, fmt.Sprintf("watcher %d", i), func() bool { return w.r.count() >= 2 })
+	}
+	waitFor(t, "the durable consumer", func() bool { return durable.count() >= 2 })
+	watchers[0].stop()
+	if err := pub.Publish(ctx, ev("w3")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "watcher 1", func() bool { return watchers[1].r.count() >= 3 })
+	waitFor(t, "the durable consumer", func() bool { return durable.count() >= 3 })
+	tests := []struct {
+		name string
+		r    *recorder
+		want string
+	}{
+		{"stopped watcher", &watchers[0].r, "[w1 w2]"},
+		{"watcher", &watchers[1].r, "[w1 w2 w3]"},
+		{"durable consumer", &durable, "[w1 w2 w3]"},
+	}
+	for _, tt := range tests {
+		tt.r.mu.Lock()
+		got := fmt.Sprint(tt.r.seen)
+		tt.r.mu.Unlock()
+		if got != tt.want {
+			t.Errorf("%s saw %s, want %s", tt.name, got, tt.want)
+		}
+		for _, id := range tt.r.seen {
+			if id == "" {
+				t.Errorf("%s: an event without its headers", tt.name)
+			}
+		}
+	}
+}

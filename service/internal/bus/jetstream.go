@@ -18,6 +18,9 @@ const (
 	// DedupeWindow is the events stream's duplicate window: a message id seen within it is
 	// dropped by the server.
 	DedupeWindow = 10 * time.Minute
+	// StreamMaxAge is how long the events stream keeps a message: the horizon after which it
+	// can no longer be redelivered (package retention keeps the ledger longer).
+	StreamMaxAge = 7 * 24 * time.Hour
 
 	hdrTenant = "Bitvault-Tenant"
 	hdrType   = "Bitvault-Type"
@@ -59,7 +62,7 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, opts Options) (*JetStream,
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: StreamName, Subjects: []string{"bitvault.>"}, Storage: jetstream.FileStorage,
-		Duplicates: DedupeWindow, MaxAge: 7 * 24 * time.Hour,
+		Duplicates: DedupeWindow, MaxAge: StreamMaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("bus: stream %s: %w", StreamName, err)
 	}
@@ -160,6 +163,31 @@ func (b *JetStream) handle(ctx context.Context, name string, msg jetstream.Msg, 
 	default:
 		_ = msg.NakWithDelay(b.opts.Backoff(attempt))
 	}
+}
+
+// Watch delivers to fn the events published from now on whose subject matches filter, in
+// this process: a plain NATS subscription on the stream's subjects, with no consumer, no
+// acknowledgement and nothing kept on the server, so that every watcher of every process
+// gets every event (a durable consumer shared by the replicas would give each event to one
+// of them). Delivery is at most once: events published while the connection is down are
+// missed. Watch therefore suits only wake-ups backed by another source of truth (the sync
+// signal: the change journal). fn runs on the subscription's goroutine, one event at a
+// time: it must not block. The subscription is registered with the server when Watch
+// returns; stop ends it.
+func (b *JetStream) Watch(filter string, fn func(Event)) (stop func(), err error) {
+	sub, err := b.nc.Subscribe(filter, func(m *nats.Msg) {
+		fn(Event{ID: m.Header.Get(hdrID), Tenant: m.Header.Get(hdrTenant), Type: m.Header.Get(hdrType), Payload: m.Data})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: watch %s: %w", filter, err)
+	}
+	// A round trip: the server has the subscription once Flush returns, so an event
+	// published after Watch returns reaches it.
+	if err := b.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("bus: watch %s: %w", filter, err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // DeadLetters implements Bus.

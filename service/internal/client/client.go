@@ -216,6 +216,9 @@ const (
 	CodeQuotaExceeded     = "quota_exceeded"
 	CodeFileTooLarge      = "file_too_large"
 	CodeUnavailable       = "unavailable"
+	// CodeRateLimited: too many failed password attempts (login, link password); the
+	// message says how long to wait (the Retry-After header too).
+	CodeRateLimited = "rate_limited"
 )
 
 // IsCode reports whether err is (or wraps) an *Error with code.

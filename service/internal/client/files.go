@@ -79,8 +79,10 @@ type Upload struct {
 	Size      int64     `json:"size"`
 	BLAKE3    string    `json:"blake3"`
 	ExpiresAt time.Time `json:"expires_at"`
-	// Put uploads the bytes, straight to the object store.
-	Put Presigned `json:"upload"`
+	// Put uploads the bytes, straight to the object store (unless Multipart is set).
+	Put Presigned `json:"upload,omitzero"`
+	// Multipart, if set, says the upload is staged in parts (PresignParts) instead.
+	Multipart *Multipart `json:"multipart,omitempty"`
 }
 
 // CommitRequest commits an upload; BaseVersion is the version the content is based on

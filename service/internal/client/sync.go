@@ -111,12 +111,32 @@ func (c *Client) SetDeviceCursor(ctx context.Context, id string, cursor int64) (
 // Changes returns the changes after cursor (GET /v1/sync/changes); limit 0 is the server's
 // default. A cursor that cannot be resumed is an *Error with code cursor_stale.
 func (c *Client) Changes(ctx context.Context, cursor int64, limit int) (Changes, error) {
+	return c.changes(ctx, cursor, limit, 0)
+}
+
+// MaxWait is the longest wait the server takes for WaitChanges.
+const MaxWait = 60 * time.Second
+
+// WaitChanges is Changes as a long poll (?wait=): when there is no change after cursor, the
+// server waits up to wait (at most MaxWait) for one, then answers the empty page. The call
+// is bounded by wait plus DefaultTimeout.
+func (c *Client) WaitChanges(ctx context.Context, cursor int64, limit int, wait time.Duration) (Changes, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+DefaultTimeout)
+	defer cancel()
+	return c.changes(ctx, cursor, limit, wait)
+}
+
+func (c *Client) changes(ctx context.Context, cursor int64, limit int, wait time.Duration) (Changes, error) {
 	q := url.Values{"cursor": {strconv.FormatInt(cursor, 10)}}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
 	var out Changes
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/sync/changes", query: q, auth: true}, &out)
+	// A long poll outlives the API calls' timeout: ctx bounds it.
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/sync/changes", query: q, auth: true, long: wait > 0}, &out)
 	return out, err
 }
 

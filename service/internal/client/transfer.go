@@ -63,6 +63,18 @@ type UploadOptions struct {
 	BaseVersion *string
 	// Progress, if set, is told the progress of the hash and upload passes.
 	Progress Progress
+	// Resume, if set, makes a multipart upload resumable: the upload is recorded there once
+	// started and, when a record is found, resumed (no hash pass: the record's BLAKE3 is
+	// trusted; only the parts the store lacks are sent). The record is cleared when the
+	// upload ends and kept when it is interrupted.
+	Resume ResumeStore
+	// Notice, if set, is told what happens to a recorded upload (resumed, or started over).
+	Notice func(msg string)
+	// Stats, if set, is filled in with how the upload went.
+	Stats *UploadStats
+	// AfterPart, if set, is called after each part uploaded; an error stops the upload
+	// there (tests simulate interruptions with it).
+	AfterPart func(number int) error
 }
 
 // ErrChanged is returned by Upload when the content read for the upload is not the content
@@ -73,8 +85,16 @@ var ErrChanged = errors.New("the content changed while it was uploaded")
 // (the API declares size and BLAKE3 before the bytes), POST /v1/files declares it, a second
 // pass streams it to the presigned PUT while hashing it again (a content that changed
 // meanwhile is not committed: ErrChanged), and POST /v1/files/commit has the server verify
-// and write the version.
+// and write the version. When the server stages the upload in parts (a large file on S3),
+// the second pass sends the parts one after the other, and with o.Resume an interrupted
+// upload is resumed by the next call (see UploadOptions.Resume).
 func (c *Client) Upload(ctx context.Context, path string, open Opener, o UploadOptions) (CommitResult, error) {
+	if o.Resume != nil {
+		res, resumed, err := c.resume(ctx, path, open, o)
+		if resumed || err != nil {
+			return res, err
+		}
+	}
 	r, err := open()
 	if err != nil {
 		return CommitResult{}, err
@@ -87,6 +107,9 @@ func (c *Client) Upload(ctx context.Context, path string, open Opener, o UploadO
 	up, err := c.CreateUpload(ctx, NewUpload{Path: path, Size: d.Size, BLAKE3: d.BLAKE3, SHA256: d.SHA256})
 	if err != nil {
 		return CommitResult{}, err
+	}
+	if up.Multipart != nil {
+		return c.startMultipart(ctx, up, d, open, o)
 	}
 	if r, err = open(); err != nil {
 		return CommitResult{}, err
@@ -101,6 +124,20 @@ func (c *Client) Upload(ctx context.Context, path string, open Opener, o UploadO
 		return CommitResult{}, ErrChanged
 	}
 	return c.Commit(ctx, CommitRequest{UploadID: up.ID, BaseVersion: o.BaseVersion})
+}
+
+// startMultipart records a new multipart upload (o.Resume) and sends all its parts.
+func (c *Client) startMultipart(ctx context.Context, up Upload, d Digest, open Opener, o UploadOptions) (CommitResult, error) {
+	if o.Stats != nil {
+		o.Stats.Multipart = true
+	}
+	if o.Resume != nil {
+		rec := ResumeRecord{UploadID: up.ID, Path: up.Path, Size: d.Size, BLAKE3: d.BLAKE3, PartSize: up.Multipart.PartSize}
+		if err := o.Resume.Save(rec); err != nil {
+			return CommitResult{}, fmt.Errorf("record the upload for resuming: %w", err)
+		}
+	}
+	return c.finishMultipart(ctx, up.ID, *up.Multipart, d.Size, d.BLAKE3, nil, open, o)
 }
 
 // PutContent sends exactly size bytes of body to a presigned PUT (without the caller's

@@ -116,7 +116,9 @@ func ReadUsage(ctx context.Context, pool *pgxpool.Pool, tenant string) (Usage, e
 }
 
 // Signal fans files events out to in-process waiters per tenant (sync long-polls). It has no
-// durable effect, so it needs no ledger: a duplicate wakes a waiter once more.
+// durable effect, so it needs no ledger: a duplicate wakes a waiter once more. It is fed by
+// a bus consumer (Handle: the lite profile's in-process bus) or by a per-process watch
+// (Notify: in the standard profile every bitvaultd replica watches JetStream's subjects).
 type Signal struct {
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
@@ -126,7 +128,7 @@ type Signal struct {
 func NewSignal() *Signal { return &Signal{waiters: map[string]map[chan struct{}]struct{}{}} }
 
 // Wait returns a channel closed on the tenant's next files event, and a function to cancel
-// the wait.
+// the wait (to be called in any case: it releases the waiter).
 func (s *Signal) Wait(tenant string) (<-chan struct{}, func()) {
 	ch := make(chan struct{})
 	s.mu.Lock()
@@ -138,20 +140,35 @@ func (s *Signal) Wait(tenant string) (<-chan struct{}, func()) {
 	return ch, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if _, ok := s.waiters[tenant][ch]; ok {
-			delete(s.waiters[tenant], ch)
+		if w, ok := s.waiters[tenant]; ok {
+			delete(w, ch)
+			if len(w) == 0 {
+				delete(s.waiters, tenant)
+			}
 		}
 	}
 }
 
-// Handle is the signal's bus.Handler.
-func (s *Signal) Handle(_ context.Context, msg bus.Message) error {
+// Notify wakes the tenant's waiters, and only them.
+func (s *Signal) Notify(tenant string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ch := range s.waiters[msg.Tenant] {
+	for ch := range s.waiters[tenant] {
 		close(ch)
 	}
-	delete(s.waiters, msg.Tenant)
+	delete(s.waiters, tenant)
+}
+
+// Waiting returns how many waits of tenant are pending (for tests and metrics).
+func (s *Signal) Waiting(tenant string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiters[tenant])
+}
+
+// Handle is the signal's bus.Handler.
+func (s *Signal) Handle(_ context.Context, msg bus.Message) error {
+	s.Notify(msg.Tenant)
 	return nil
 }
 

@@ -13,9 +13,10 @@ import (
 	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/storage"
 	"github.com/bitvault/bitvault/service/internal/testsupport/apitest"
+	"github.com/bitvault/bitvault/service/internal/testsupport/s3test"
 )
 
-func TestMain(m *testing.M) { os.Exit(apitest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(s3test.Main(func() int { return apitest.Main(m) })) }
 
 const grace = 10 * time.Minute
 

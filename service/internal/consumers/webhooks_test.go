@@ -1,11 +1,13 @@
 package consumers_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +45,14 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func TestWebhooksRetryAndSignature(t *testing.T) {
 	e := apitest.New(t)
 	owner, member, _ := e.Tenant("acme")
-	hooks, err := webhooks.New(e.Pool, webhooks.Config{Schedule: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}, Interval: 20 * time.Millisecond}, e.Logger)
+	// The receivers are httptest servers on 127.0.0.1: the test opts in to plain http and
+	// private destinations, as an on-prem deployment would (BITVAULT_WEBHOOK_ALLOW_HTTP,
+	// BITVAULT_WEBHOOK_ALLOW_PRIVATE); the default policy refuses them.
+	hooks, err := webhooks.New(e.Pool, webhooks.Config{
+		Schedule: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}, Interval: 20 * time.Millisecond,
+		Destinations: webhooks.Policy{AllowHTTP: true, AllowPrivate: true},
+		SecretKey:    []byte(strings.Repeat("s", 32)),
+	}, e.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +65,14 @@ func TestWebhooksRetryAndSignature(t *testing.T) {
 	e.Want(e.Do("POST", "/v1/webhooks", owner.Token, map[string]any{"url": srv.URL + "/hook", "events": []string{"files.version.created"}}), 201, "").Decode(t, &ep)
 	if ep.Secret == "" || ep.ID == "" {
 		t.Fatalf("created: %+v", ep)
+	}
+	// At rest, the secret is sealed: the row holds neither it nor its hex part.
+	var stored string
+	if err := e.Super.QueryRow(context.Background(), "SELECT secret FROM webhook_endpoints WHERE id = $1::uuid", ep.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, "enc:v1:") || strings.Contains(stored, strings.TrimPrefix(ep.Secret, "whsec_")) {
+		t.Fatalf("stored secret %q: want the sealed form", stored)
 	}
 	e.Want(e.Do("POST", "/v1/webhooks", member.Token, map[string]any{"url": srv.URL}), 403, "")
 	var list struct{ Webhooks []webhooks.Endpoint }
@@ -105,8 +122,12 @@ func TestWebhooksRetryAndSignature(t *testing.T) {
 		t.Errorf("data.node_id %q, want %q", got.Data.NodeID, res.Node.ID)
 	}
 
+	// The receiver has the body before the dispatcher records the attempt: wait for it.
 	var ds struct{ Deliveries []webhooks.Delivery }
-	e.Want(e.Do("GET", "/v1/webhooks/"+ep.ID+"/deliveries", owner.Token, nil), 200, "").Decode(t, &ds)
+	waitUntil(t, "delivery recorded", func() bool {
+		e.Want(e.Do("GET", "/v1/webhooks/"+ep.ID+"/deliveries", owner.Token, nil), 200, "").Decode(t, &ds)
+		return len(ds.Deliveries) == 1 && ds.Deliveries[0].Status != "pending"
+	})
 	if len(ds.Deliveries) != 1 || ds.Deliveries[0].Status != "delivered" || ds.Deliveries[0].Attempts != 3 {
 		t.Fatalf("deliveries: %+v", ds.Deliveries)
 	}

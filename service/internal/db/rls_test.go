@@ -55,6 +55,8 @@ var fixtures = map[string]string{
 	"node_content":       `INSERT INTO node_content (tenant_id, node_id, version_id, content, search_vector) VALUES ($1::uuid, $1::uuid, $1::uuid, 'hello world', to_tsvector('simple', 'hello world'))`,
 	"webhook_endpoints":  `INSERT INTO webhook_endpoints (tenant_id, id, url, secret, created_by) VALUES ($1::uuid, $1::uuid, 'https://hooks.example/x', 'whsec_x', $1::uuid)`,
 	"webhook_deliveries": `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, next_attempt_at) VALUES ($1::uuid, $1::uuid, $1::uuid::text, 'files.node.created', '{}', now())`,
+	// 0008_rate_limits
+	"rate_limits": `INSERT INTO rate_limits (tenant_id, scope, key, failures, window_start, expires_at) VALUES ($1::uuid, 'login.target', sha256(('rl' || $1::uuid::text)::bytea), 1, now(), now() + interval '15 minutes')`,
 }
 
 // fixtureOrder respects the foreign keys.
@@ -63,7 +65,8 @@ var fixtureOrder = []string{"tenants", "users", "memberships", "sessions", "refr
 	"devices", "journal_horizons", "shares", "share_links", "node_metadata",
 	"feature_flags", "usage_meters", "audit_log",
 	"processed_events", "usage_counters",
-	"node_content", "webhook_endpoints", "webhook_deliveries"}
+	"node_content", "webhook_endpoints", "webhook_deliveries",
+	"rate_limits"}
 
 // tenantColumn is the column the policy compares with app.tenant_id.
 func tenantColumn(table string) string {
@@ -368,6 +371,16 @@ func TestOpenRefusesUnsafeRoles(t *testing.T) {
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
+				}
+				// And with JIT compilation off (see Open).
+				pool, err := Open(ctx, tt.dsn, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pool.Close()
+				var jit string
+				if err := pool.QueryRow(ctx, "SHOW jit").Scan(&jit); err != nil || jit != "off" {
+					t.Errorf("jit = %q (%v), want off", jit, err)
 				}
 				return
 			}

@@ -49,6 +49,9 @@ type upload struct {
 	id, path, stagingKey, blake3, status string
 	size                                 int64
 	expiresAt                            time.Time
+	// multipartID is the store's multipart upload id ("" for a single PUT), cut as plan.
+	multipartID string
+	plan        MultipartInfo
 }
 
 // Commit verifies an upload's bytes in the object store and writes the version (see the
@@ -88,6 +91,9 @@ func (s *Service) Commit(ctx context.Context, p identity.Principal, req CommitRe
 		return CommitResult{}, err
 	}
 
+	if err := s.assemble(ctx, p, u); err != nil {
+		return CommitResult{}, err
+	}
 	if err := s.verify(ctx, p, u); err != nil {
 		return CommitResult{}, err
 	}
@@ -115,21 +121,41 @@ func (s *Service) Commit(ctx context.Context, p identity.Principal, req CommitRe
 // upload reads (and, with lock, locks) a pending upload: not found or expired is 404, a
 // finished one 409.
 func (t *txn) upload(ctx context.Context, id, lock string) (upload, error) {
-	u := upload{id: id}
-	q := "SELECT path, staging_key, blake3, status, size, expires_at FROM uploads WHERE tenant_id = $1 AND id = $2"
-	if lock != "" {
-		q += " " + lock
-	}
-	err := t.tx.QueryRow(ctx, q, t.tenant, id).Scan(&u.path, &u.stagingKey, &u.blake3, &u.status, &u.size, &u.expiresAt)
+	u, err := t.readUpload(ctx, id, lock)
 	switch {
-	case isNoRows(err):
-		return upload{}, apierror.New(apierror.CodeNotFound, "upload not found")
 	case err != nil:
 		return upload{}, err
 	case u.status != "pending":
 		return upload{}, conflict("upload %s is %s already", id, u.status)
 	case !t.s.now().Before(u.expiresAt):
 		return upload{}, apierror.New(apierror.CodeNotFound, "upload expired: start a new one")
+	}
+	return u, nil
+}
+
+// anyUpload reads an upload whatever its status; not found is 404.
+func (t *txn) anyUpload(ctx context.Context, id string) (upload, error) {
+	return t.readUpload(ctx, id, "")
+}
+
+func (t *txn) readUpload(ctx context.Context, id, lock string) (upload, error) {
+	u := upload{id: id}
+	q := "SELECT path, staging_key, blake3, status, size, expires_at, multipart_id, part_size FROM uploads WHERE tenant_id = $1 AND id = $2"
+	if lock != "" {
+		q += " " + lock
+	}
+	var multipartID *string
+	var partSize *int64
+	err := t.tx.QueryRow(ctx, q, t.tenant, id).Scan(&u.path, &u.stagingKey, &u.blake3, &u.status, &u.size, &u.expiresAt, &multipartID, &partSize)
+	if isNoRows(err) {
+		return upload{}, apierror.New(apierror.CodeNotFound, "upload not found")
+	}
+	if err != nil {
+		return upload{}, err
+	}
+	if multipartID != nil && partSize != nil {
+		u.multipartID = *multipartID
+		u.plan = MultipartInfo{PartSize: *partSize, Parts: int(max(1, ceilDiv(u.size, *partSize)))}
 	}
 	return u, nil
 }
@@ -166,8 +192,12 @@ func (s *Service) verify(ctx context.Context, p identity.Principal, u upload) er
 	return nil
 }
 
-// reject deletes the staging object, marks the upload rejected and returns the coded error.
+// reject deletes the staging object (and aborts the multipart upload), marks the upload
+// rejected and returns the coded error.
 func (s *Service) reject(ctx context.Context, p identity.Principal, u upload, code, msg string) error {
+	if err := s.abortMultipart(ctx, u.stagingKey, u.multipartID); err != nil {
+		return wrap("commit: abort rejected multipart upload", err)
+	}
 	if err := s.store.Delete(ctx, u.stagingKey); err != nil {
 		return wrap("commit: delete rejected staging object", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
 // Environment variables read by LoadConfig.
@@ -22,6 +24,15 @@ const (
 	// EnvBlobGrace is how long an unreferenced blob is kept before the GC consumer deletes
 	// it (default 0: a purge deletes it at once; the GC sweep finishes interrupted ones).
 	EnvBlobGrace = "BITVAULT_BLOB_GRACE"
+	// EnvMultipartThreshold is the size in bytes above which an upload is staged in parts,
+	// resumable, when the object store supports it (S3); default 64 MiB, 0: never.
+	EnvMultipartThreshold = "BITVAULT_MULTIPART_THRESHOLD"
+	// EnvMultipartPartSize is the size in bytes of a multipart upload's parts (default 16 MiB,
+	// at least 5 MiB: S3's minimum); grown for files that would need more than 10,000 parts.
+	EnvMultipartPartSize = "BITVAULT_MULTIPART_PART_SIZE"
+	// EnvMultipartTTL is how long a multipart upload may take (default 24h): long enough to
+	// resume a large upload interrupted for a while.
+	EnvMultipartTTL = "BITVAULT_MULTIPART_TTL"
 )
 
 // LoadConfig reads the files settings through lookup.
@@ -54,6 +65,15 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	}
 	ttl(EnvUploadTTL, &c.UploadTTL, time.Minute, 7*24*time.Hour)
 	ttl(EnvDownloadTTL, &c.DownloadTTL, 10*time.Second, 7*24*time.Hour)
+	ttl(EnvMultipartTTL, &c.MultipartTTL, time.Minute, 7*24*time.Hour)
+	count(EnvMultipartThreshold, &c.MultipartThreshold)
+	if v := get(EnvMultipartThreshold); v == "0" {
+		c.MultipartThreshold = MultipartOff
+	}
+	count(EnvMultipartPartSize, &c.PartSize)
+	if c.PartSize != 0 && (c.PartSize < storage.MinPartSize || c.PartSize > storage.MaxPartSize) {
+		errs = append(errs, fmt.Errorf("%s=%d: want %d (5 MiB) to %d (5 GiB)", EnvMultipartPartSize, c.PartSize, storage.MinPartSize, storage.MaxPartSize))
+	}
 	if v := get(EnvBlobGrace); v != "0" {
 		ttl(EnvBlobGrace, &c.BlobGrace, time.Second, 30*24*time.Hour)
 	}

@@ -10,6 +10,9 @@
 // object. Verified bytes are promoted to the tenant's content-addressed blob
 // (storage.BlobKey): if the tenant already has that blob, its reference count goes up and the
 // staging object is simply deleted (deduplication per tenant, never across tenants).
+// Large uploads on a store with multipart support (S3) are staged in parts instead of one
+// PUT, which makes them resumable (see multipart.go); commit assembles the parts first and
+// then verifies the object the same way.
 // Then one transaction writes the node (creating missing parent folders), the version, the
 // change-journal row and the outbox row (files.version.created).
 //
@@ -92,6 +95,13 @@ import (
 const (
 	DefaultUploadTTL   = time.Hour
 	DefaultDownloadTTL = 5 * time.Minute
+	// DefaultMultipartThreshold, DefaultPartSize and DefaultMultipartTTL: see the
+	// BITVAULT_MULTIPART_* settings.
+	DefaultMultipartThreshold int64 = 64 << 20
+	DefaultPartSize           int64 = 16 << 20
+	DefaultMultipartTTL             = 24 * time.Hour
+	// MultipartOff as Config.MultipartThreshold stages every upload as a single PUT.
+	MultipartOff int64 = -1
 )
 
 // Config configures a Service. Zero values take the defaults.
@@ -110,6 +120,13 @@ type Config struct {
 	// (0: Purge deletes it at once). A commit of the same content within the grace period
 	// takes it back (state 'committed'), so it is never deleted.
 	BlobGrace time.Duration
+	// MultipartThreshold is the size above which uploads are staged in parts when the store
+	// supports it (0: DefaultMultipartThreshold; MultipartOff: never).
+	MultipartThreshold int64
+	// PartSize is the size of the parts (0: DefaultPartSize; at least storage.MinPartSize).
+	PartSize int64
+	// MultipartTTL is how long a multipart upload stays valid (0: DefaultMultipartTTL).
+	MultipartTTL time.Duration
 }
 
 // Service implements the files module.
@@ -135,6 +152,18 @@ func New(pool *pgxpool.Pool, store storage.ObjectStore, cfg Config, logger *slog
 	}
 	if cfg.MaxFileSize <= 0 || cfg.MaxFileSize > storage.MaxObjectSize {
 		cfg.MaxFileSize = storage.MaxObjectSize
+	}
+	if cfg.MultipartThreshold == 0 {
+		cfg.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.PartSize < storage.MinPartSize || cfg.PartSize > storage.MaxPartSize {
+		return nil, fmt.Errorf("files: part size %d out of range %d..%d", cfg.PartSize, storage.MinPartSize, storage.MaxPartSize)
+	}
+	if cfg.MultipartTTL <= 0 {
+		cfg.MultipartTTL = DefaultMultipartTTL
 	}
 	if cfg.BytesLimit < 0 || cfg.FilesLimit < 0 {
 		return nil, errors.New("files: quota limits must not be negative")

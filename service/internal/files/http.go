@@ -20,12 +20,14 @@ type Authenticator func(next func(http.ResponseWriter, *http.Request, identity.P
 // Paths served by Routes.
 var paths = []string{"/v1/files", "/v1/files/commit", "/v1/files/{id}/content", "/v1/folders", "/v1/nodes",
 	"/v1/nodes/{id}", "/v1/nodes/{id}/move", "/v1/nodes/{id}/copy", "/v1/nodes/{id}/versions",
-	"/v1/nodes/{id}/trash", "/v1/nodes/{id}/restore", "/v1/trash"}
+	"/v1/nodes/{id}/trash", "/v1/nodes/{id}/restore", "/v1/trash", "/v1/uploads/{id}", "/v1/uploads/{id}/parts"}
 
 // Routes adds the files endpoints to mux:
 //
 //	POST   /v1/files                 {path, size, blake3, sha256?} → 201 upload: id and presigned PUT
 //	POST   /v1/files/commit          {upload_id, base_version?} → 201 {node, version}; 409 version_conflict
+//	GET    /v1/uploads/{id}          upload with its stored parts (resuming a multipart upload)
+//	POST   /v1/uploads/{id}/parts    {part_numbers} → {parts: presigned part uploads}
 //	GET    /v1/files/{id}/content    ?version= → 302 to a presigned GET
 //	POST   /v1/folders               {path} → 201 node
 //	GET    /v1/nodes                 ?parent=&cursor=&limit= → {nodes, next_cursor}
@@ -46,6 +48,8 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 	}
 	route("/v1/files", h.createUpload, http.MethodPost)
 	route("/v1/files/commit", h.commit, http.MethodPost)
+	route("/v1/uploads/{id}", h.getUpload, http.MethodGet)
+	route("/v1/uploads/{id}/parts", h.presignParts, http.MethodPost)
 	route("/v1/files/{id}/content", h.content, http.MethodGet)
 	route("/v1/folders", h.createFolder, http.MethodPost)
 	route("/v1/nodes", h.list, http.MethodGet)
@@ -126,6 +130,29 @@ func (h *handlers) commit(w http.ResponseWriter, r *http.Request, p identity.Pri
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, res)
+}
+
+func (h *handlers) getUpload(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	u, err := h.s.GetUpload(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, u)
+}
+
+func (h *handlers) presignParts(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	var in PartsRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	parts, err := h.s.PresignParts(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, parts)
 }
 
 // downloadBody accompanies the redirect, for clients that do not follow it.

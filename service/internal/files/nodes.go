@@ -707,11 +707,11 @@ func (s *Service) Now() time.Time { return s.now() }
 
 // CollectGarbage finishes a tenant's interrupted work: it deletes blobs whose references are
 // gone (left by a purge that could not delete them), and expires pending uploads past their
-// TTL, deleting their staging objects. It is safe to run at any time, concurrently too.
+// TTL, deleting their staging objects (and aborting their multipart uploads). It is safe to run at any time, concurrently too.
 func (s *Service) CollectGarbage(ctx context.Context, tenantID string) (GarbageReport, error) {
 	var rep GarbageReport
 	var hashes []string
-	type stale struct{ id, key string }
+	type stale struct{ id, key, multipartID string }
 	var uploads []stale
 	err := s.inTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		hashes, uploads = nil, nil
@@ -736,13 +736,13 @@ func (s *Service) CollectGarbage(ctx context.Context, tenantID string) (GarbageR
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, "SELECT id, staging_key FROM uploads WHERE tenant_id = $1 AND status = 'pending' AND expires_at <= $2", tenantID, s.now())
+		rows, err = tx.Query(ctx, "SELECT id, staging_key, coalesce(multipart_id, '') FROM uploads WHERE tenant_id = $1 AND status = 'pending' AND expires_at <= $2", tenantID, s.now())
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var u stale
-			if err := rows.Scan(&u.id, &u.key); err != nil {
+			if err := rows.Scan(&u.id, &u.key, &u.multipartID); err != nil {
 				return err
 			}
 			uploads = append(uploads, u)
@@ -762,6 +762,10 @@ func (s *Service) CollectGarbage(ctx context.Context, tenantID string) (GarbageR
 		}
 	}
 	for _, u := range uploads {
+		// An expired multipart upload's parts are discarded too (S3 keeps them otherwise).
+		if err := s.abortMultipart(ctx, u.key, u.multipartID); err != nil {
+			return rep, wrap("collect garbage", err)
+		}
 		if err := s.store.Delete(ctx, u.key); err != nil {
 			return rep, wrap("collect garbage", err)
 		}

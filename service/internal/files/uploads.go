@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
@@ -32,8 +33,11 @@ type Upload struct {
 	Size      int64     `json:"size"`
 	BLAKE3    string    `json:"blake3"`
 	ExpiresAt time.Time `json:"expires_at"`
-	// Put is the request that uploads the bytes, straight to the object store.
-	Put storage.Presigned `json:"upload"`
+	// Put is the request that uploads the bytes, straight to the object store (a single
+	// PUT upload).
+	Put storage.Presigned `json:"upload,omitzero"`
+	// Multipart, instead of Put, says the upload is staged in parts (see PresignParts).
+	Multipart *MultipartInfo `json:"multipart,omitempty"`
 }
 
 // CreateUpload checks the quota, records the upload and presigns the PUT of its bytes to a
@@ -72,17 +76,20 @@ func (s *Service) CreateUpload(ctx context.Context, p identity.Principal, in New
 
 	u := Upload{ID: newUUID(), Path: joinPath(segs), Size: in.Size, BLAKE3: hash}
 	key := storage.StagingKey(p.TenantID, u.ID)
-	u.Put, err = s.store.PresignPut(ctx, key, storage.PutConstraints{Size: in.Size, SHA256: sha}, s.cfg.UploadTTL)
+	multipartID, err := s.stage(ctx, &u, key, sha)
 	if err != nil {
 		return Upload{}, wrap("create upload", err)
 	}
-	u.ExpiresAt = u.Put.ExpiresAt
+	var partSize *int64
+	if u.Multipart != nil {
+		partSize = &u.Multipart.PartSize
+	}
 	err = s.inTx(ctx, p.TenantID, p.UserID, func(t *txn) error {
 		if err := t.checkQuota(ctx, segs, in.Size); err != nil {
 			return err
 		}
-		_, err := t.tx.Exec(ctx, `INSERT INTO uploads (tenant_id, id, path, staging_key, size, blake3, sha256, created_by, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, t.tenant, u.ID, u.Path, key, u.Size, u.BLAKE3, shaHex, t.actor, s.now(), u.ExpiresAt)
+		_, err := t.tx.Exec(ctx, `INSERT INTO uploads (tenant_id, id, path, staging_key, size, blake3, sha256, created_by, created_at, expires_at, multipart_id, part_size)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, t.tenant, u.ID, u.Path, key, u.Size, u.BLAKE3, shaHex, t.actor, s.now(), u.ExpiresAt, multipartID, partSize)
 		if err != nil {
 			return err
 		}
@@ -93,9 +100,37 @@ ON CONFLICT (tenant_id, month) DO UPDATE SET uploads = usage_meters.uploads + 1,
 		return err
 	})
 	if err != nil {
+		if multipartID != nil {
+			// Refused (quota) or failed: the multipart upload would only hold storage.
+			if aerr := s.abortMultipart(context.WithoutCancel(ctx), key, *multipartID); aerr != nil {
+				s.logger.WarnContext(ctx, "multipart upload not aborted", slog.String("key", key), slog.String("error", aerr.Error()))
+			}
+		}
 		return Upload{}, wrap("create upload", err)
 	}
 	return u, nil
+}
+
+// stage prepares the staging key for u's bytes: a multipart upload for a large upload when
+// the store supports it (its id is returned), else a presigned single PUT.
+func (s *Service) stage(ctx context.Context, u *Upload, key string, sha []byte) (*string, error) {
+	if mp, ok := s.multipartStore(u.Size); ok {
+		id, err := mp.CreateMultipart(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		plan := planParts(u.Size, s.cfg.PartSize)
+		u.Multipart = &plan
+		u.ExpiresAt = s.now().Add(s.cfg.MultipartTTL).Truncate(time.Second)
+		return &id, nil
+	}
+	var err error
+	u.Put, err = s.store.PresignPut(ctx, key, storage.PutConstraints{Size: u.Size, SHA256: sha}, s.cfg.UploadTTL)
+	if err != nil {
+		return nil, err
+	}
+	u.ExpiresAt = u.Put.ExpiresAt
+	return nil, nil
 }
 
 // checkQuota refuses an upload of size bytes to segs that would exceed the tenant's limits

@@ -1,10 +1,12 @@
 package identity
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/bitvault/bitvault/service/internal/platform/config"
+	"github.com/bitvault/bitvault/service/internal/ratelimit"
 )
 
 // Environment variables read by LoadConfig.
@@ -21,7 +23,8 @@ const (
 // MinBootstrapTokenLen is the minimum length of BITVAULT_BOOTSTRAP_TOKEN.
 const MinBootstrapTokenLen = 32
 
-// LoadConfig reads the identity settings through lookup; the durations keep their defaults.
+// LoadConfig reads the identity settings through lookup, the brute-force limits of login
+// (ratelimit.LoadConfig's variables) included; the durations keep their defaults.
 // Errors name the variable and never echo its value.
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	get := func(key string) string {
@@ -34,7 +37,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	case "":
 		errs = append(errs, fmt.Errorf("%s is required: at least %d random bytes, base64-encoded (openssl rand -base64 32)", EnvTokenKey, MinTokenKeyLen))
 	default:
-		key, err := decodeBase64(v)
+		key, err := config.DecodeBase64(v)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: not base64 (openssl rand -base64 32)", EnvTokenKey))
@@ -49,23 +52,13 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		}
 		cfg.BootstrapToken = v
 	}
+	limits, err := ratelimit.LoadConfig(lookup)
+	if err != nil {
+		errs = append(errs, errors.Unwrap(err))
+	}
+	cfg.Limits = limits
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, nil
-}
-
-// decodeBase64 accepts standard or URL-safe base64, padded or not.
-func decodeBase64(s string) ([]byte, error) {
-	var firstErr error
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		b, err := enc.DecodeString(s)
-		if err == nil {
-			return b, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return nil, firstErr
 }

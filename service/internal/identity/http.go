@@ -19,7 +19,7 @@ var paths = []string{"/v1/tenants", "/v1/auth/login", "/v1/auth/refresh", "/v1/a
 // Routes adds the identity endpoints to mux:
 //
 //	POST   /v1/tenants           create a tenant and its owner (bootstrap token)
-//	POST   /v1/auth/login        {tenant, email, password} → tokens
+//	POST   /v1/auth/login        {tenant, email, password} → tokens (429 while rate limited)
 //	POST   /v1/auth/refresh      {refresh_token} → tokens (rotated)
 //	POST   /v1/auth/logout       bearer access token, or {refresh_token}
 //	GET    /v1/api-tokens        the caller's API tokens
@@ -165,6 +165,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	c.ClientIP = h.s.cfg.Limits.ClientIP(r)
 	t, err := h.s.Login(r.Context(), c)
 	if err != nil {
 		h.fail(w, r, err)

@@ -15,6 +15,14 @@
 // at most GOMAXPROCS hashes run at once. A failed login does the same work whether or not the
 // tenant and user exist and gives one answer for every cause.
 //
+// Password guessing is limited by package ratelimit (Config.Limits): failed logins are
+// counted per tenant, per email and client address, per email and per address, in the
+// database so that every replica sees them; once a limit is reached, logins of that email
+// (from that address, or from anywhere at the higher per-email ceiling) are answered 429
+// rate_limited with Retry-After, without computing a hash, until the lock's window has
+// passed, and the lock is audited once (auth.login.locked). Unknown emails are counted like
+// known ones, so the answers stay alike; a success clears the email's counters.
+//
 // Access tokens are HMAC-SHA256-signed JWTs (HS256, key BITVAULT_TOKEN_KEY) valid for 15
 // minutes, carrying user (sub), tenant (tid), role and session (sid). Every request still
 // looks the session up, so logout and refresh-token reuse end access at once, and the role
@@ -45,11 +53,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/ratelimit"
 )
 
 // Role is a user's role in its tenant.
@@ -148,6 +158,8 @@ type Config struct {
 	MaxAPITokenTTL time.Duration
 	// Password is the argon2id cost of new hashes (zero: DefaultPasswordParams).
 	Password PasswordParams
+	// Limits are the brute-force limits of login (zero fields: ratelimit's defaults).
+	Limits ratelimit.Config
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }
@@ -162,6 +174,9 @@ type Service struct {
 	// dummyHash is verified against when the user does not exist, so that a failed login
 	// costs the same either way.
 	dummyHash string
+	limiter   *ratelimit.Limiter
+	// verifies counts password verifications (tests check that a locked login costs none).
+	verifies atomic.Int64
 }
 
 // New returns a Service.
@@ -190,13 +205,18 @@ func New(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	limiter, err := ratelimit.New(cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	cfg.Limits = limiter.Config()
 	s := &Service{
 		pool:    pool,
 		cfg:     cfg,
 		signer:  signer{key: cfg.TokenKey},
 		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		limiter: limiter,
 	}
-	var err error
 	if s.dummyHash, err = hashPassword(rand.Text(), cfg.Password); err != nil {
 		return nil, err
 	}
@@ -219,6 +239,7 @@ func (s *Service) verify(ctx context.Context, password, encoded string) (bool, e
 		return false, err
 	}
 	defer func() { <-s.hashing }()
+	s.verifies.Add(1)
 	return verifyPassword(password, encoded)
 }
 

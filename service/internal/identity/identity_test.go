@@ -231,17 +231,17 @@ func TestLogin(t *testing.T) {
 		c    Credentials
 		want error
 	}{
-		{"right credentials", Credentials{"acme", "owner@acme.example", ownerPassword}, nil},
-		{"email in any case", Credentials{" acme ", " Owner@ACME.example ", ownerPassword}, nil},
-		{"wrong password", Credentials{"acme", "owner@acme.example", ownerPassword + "x"}, ErrInvalidCredentials},
-		{"unknown email", Credentials{"acme", "nobody@acme.example", ownerPassword}, ErrInvalidCredentials},
-		{"unknown tenant", Credentials{"umbrella", "owner@acme.example", ownerPassword}, ErrInvalidCredentials},
-		{"user of another tenant", Credentials{"globex", "owner@acme.example", ownerPassword}, ErrInvalidCredentials},
-		{"suspended tenant", Credentials{"initech", "owner@initech.example", ownerPassword}, ErrInvalidCredentials},
-		{"disabled user", Credentials{"acme", "gone@acme.example", "member-password-1"}, ErrInvalidCredentials},
-		{"user without membership", Credentials{"acme", "homeless@acme.example", "member-password-1"}, ErrInvalidCredentials},
+		{"right credentials", Credentials{Tenant: "acme", Email: "owner@acme.example", Password: ownerPassword}, nil},
+		{"email in any case", Credentials{Tenant: " acme ", Email: " Owner@ACME.example ", Password: ownerPassword}, nil},
+		{"wrong password", Credentials{Tenant: "acme", Email: "owner@acme.example", Password: ownerPassword + "x"}, ErrInvalidCredentials},
+		{"unknown email", Credentials{Tenant: "acme", Email: "nobody@acme.example", Password: ownerPassword}, ErrInvalidCredentials},
+		{"unknown tenant", Credentials{Tenant: "umbrella", Email: "owner@acme.example", Password: ownerPassword}, ErrInvalidCredentials},
+		{"user of another tenant", Credentials{Tenant: "globex", Email: "owner@acme.example", Password: ownerPassword}, ErrInvalidCredentials},
+		{"suspended tenant", Credentials{Tenant: "initech", Email: "owner@initech.example", Password: ownerPassword}, ErrInvalidCredentials},
+		{"disabled user", Credentials{Tenant: "acme", Email: "gone@acme.example", Password: "member-password-1"}, ErrInvalidCredentials},
+		{"user without membership", Credentials{Tenant: "acme", Email: "homeless@acme.example", Password: "member-password-1"}, ErrInvalidCredentials},
 		{"empty", Credentials{}, ErrInvalidCredentials},
-		{"huge password", Credentials{"acme", "owner@acme.example", strings.Repeat("p", MaxPasswordLen+1)}, ErrInvalidCredentials},
+		{"huge password", Credentials{Tenant: "acme", Email: "owner@acme.example", Password: strings.Repeat("p", MaxPasswordLen+1)}, ErrInvalidCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

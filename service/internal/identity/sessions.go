@@ -10,6 +10,7 @@ import (
 
 	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/ratelimit"
 )
 
 // Credentials is the input of Login.
@@ -18,6 +19,9 @@ type Credentials struct {
 	Tenant   string `json:"tenant"`
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// ClientIP is the caller's address, for the brute-force limits (ratelimit.Config.ClientIP); ""
+	// (not from HTTP) counts the email alone. Never read from the request body.
+	ClientIP string `json:"-"`
 }
 
 // Tokens is the result of Login and Refresh.
@@ -30,86 +34,140 @@ type Tokens struct {
 	Principal Principal
 }
 
+// loginAccount is what Login reads before checking the password; tenantID is "" for an
+// unknown tenant and userID nil for an unknown user.
+type loginAccount struct {
+	tenantID, tenantStatus string
+	userID, hash, status   *string
+	role                   *Role
+}
+
+// canLogin reports whether the account may start a session (its password being right).
+func (a loginAccount) canLogin() bool {
+	return a.hash != nil && a.tenantStatus == "active" && a.status != nil && *a.status == "active" && a.role != nil
+}
+
+func (a loginAccount) actor() string {
+	if a.userID == nil {
+		return ""
+	}
+	return *a.userID
+}
+
 // Login checks a tenant slug, email and password and starts a session. Every failure is
 // ErrInvalidCredentials after the same work: unknown tenant, unknown user, wrong password,
-// disabled user, suspended tenant, no membership.
+// disabled user, suspended tenant, no membership. An email (or client address) over its
+// brute-force limit is a *ratelimit.LockedError (429) before any hashing, known user or not.
 func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 	slug := strings.TrimSpace(c.Tenant)
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	if len(c.Password) > MaxPasswordLen {
 		return Tokens{}, ErrInvalidCredentials
 	}
-	var (
-		tenantID, tenantStatus string
-		userID, hash, status   *string
-		role                   *Role
-	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The tenants policy shows the row whose slug is set in app.tenant_slug.
-		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_slug', $1, true)", slug); err != nil {
-			return err
-		}
-		err := tx.QueryRow(ctx, "SELECT id, status FROM tenants WHERE slug = $1", slug).Scan(&tenantID, &tenantStatus)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := db.SetTenant(ctx, tx, tenantID); err != nil {
-			return err
-		}
-		err = tx.QueryRow(ctx, `SELECT u.id, u.password_hash, u.status, m.role
-FROM users u LEFT JOIN memberships m ON m.tenant_id = u.tenant_id AND m.user_id = u.id
-WHERE u.email = $1`, email).Scan(&userID, &hash, &status, &role)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		return err
-	})
+	attempt := ratelimit.Attempt{Kind: ratelimit.Login, Target: email, IP: c.ClientIP}
+	acct, err := s.lookupLogin(ctx, slug, email, attempt)
 	if err != nil {
 		return Tokens{}, wrap("login", err)
 	}
 	encoded := s.dummyHash
-	if hash != nil {
-		encoded = *hash
+	if acct.hash != nil {
+		encoded = *acct.hash
 	}
 	ok, err := s.verify(ctx, c.Password, encoded)
 	if err != nil && !errors.Is(err, errBadHash) {
 		return Tokens{}, err
 	}
-	if !ok || hash == nil || tenantStatus != "active" || status == nil || *status != "active" || role == nil {
-		if tenantID != "" {
-			// Audit the failure in the tenant (an unknown tenant has no log to write to).
-			var actor string
-			if userID != nil {
-				actor = *userID
-			}
-			if err := db.WithTenant(ctx, s.pool, tenantID, func(tx pgx.Tx) error {
-				return audit.Record(ctx, tx, tenantID, actor, audit.LoginFailed, actor, map[string]any{"email": email})
-			}); err != nil {
-				return Tokens{}, wrap("login: audit", err)
+	if !ok || !acct.canLogin() {
+		// An unknown tenant has no log to write to, nor counters.
+		if acct.tenantID != "" {
+			if err := s.loginFailed(ctx, acct, attempt); err != nil {
+				return Tokens{}, wrap("login: record failure", err)
 			}
 		}
 		return Tokens{}, ErrInvalidCredentials
 	}
+	return s.startSession(ctx, acct, attempt)
+}
 
-	p := Principal{TenantID: tenantID, UserID: *userID, Role: *role}
+// lookupLogin resolves the tenant by slug and the user by email, and checks the attempt's
+// brute-force counters in the tenant: a *ratelimit.LockedError ends the login before any
+// hashing. An unknown tenant or user is no error (the zero fields say so).
+func (s *Service) lookupLogin(ctx context.Context, slug, email string, attempt ratelimit.Attempt) (loginAccount, error) {
+	var a loginAccount
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The tenants policy shows the row whose slug is set in app.tenant_slug.
+		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_slug', $1, true)", slug); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, "SELECT id, status FROM tenants WHERE slug = $1", slug).Scan(&a.tenantID, &a.tenantStatus)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := db.SetTenant(ctx, tx, a.tenantID); err != nil {
+			return err
+		}
+		// Before the user is looked up: a locked email answers the same whether it exists.
+		if _, err := s.limiter.Check(ctx, tx, a.tenantID, attempt, s.now()); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `SELECT u.id, u.password_hash, u.status, m.role
+FROM users u LEFT JOIN memberships m ON m.tenant_id = u.tenant_id AND m.user_id = u.id
+WHERE u.email = $1`, email).Scan(&a.userID, &a.hash, &a.status, &a.role)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	return a, err
+}
+
+// loginFailed audits a failed login in its tenant and counts it against the brute-force
+// limits; a limit that this failure reaches is audited too (once per lockout).
+func (s *Service) loginFailed(ctx context.Context, acct loginAccount, attempt ratelimit.Attempt) error {
+	return db.WithTenant(ctx, s.pool, acct.tenantID, func(tx pgx.Tx) error {
+		actor := acct.actor()
+		if err := audit.Record(ctx, tx, acct.tenantID, actor, audit.LoginFailed, actor, map[string]any{"email": attempt.Target}); err != nil {
+			return err
+		}
+		locks, err := s.limiter.Fail(ctx, tx, acct.tenantID, attempt, s.now())
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			payload := map[string]any{"email": attempt.Target, "ip": attempt.IP, "scope": l.Scope, "failures": l.Failures, "locked_until": l.Until}
+			if err := audit.Record(ctx, tx, acct.tenantID, actor, audit.LoginLocked, actor, payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// startSession creates the session of a successful login, clears the email's brute-force
+// counters and signs the tokens.
+func (s *Service) startSession(ctx context.Context, acct loginAccount, attempt ratelimit.Attempt) (Tokens, error) {
+	p := Principal{TenantID: acct.tenantID, UserID: *acct.userID, Role: *acct.role}
 	now := s.now()
 	sessionExpires := now.Add(s.cfg.SessionTTL)
 	var refresh string
 	var refreshExpires time.Time
-	err = db.WithTenant(ctx, s.pool, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, "INSERT INTO sessions (tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
-			tenantID, p.UserID, now, sessionExpires).Scan(&p.SessionID); err != nil {
+			p.TenantID, p.UserID, now, sessionExpires).Scan(&p.SessionID); err != nil {
 			return err
 		}
 		var err error
-		refresh, refreshExpires, err = s.insertRefreshToken(ctx, tx, tenantID, p.SessionID, now, sessionExpires)
+		refresh, refreshExpires, err = s.insertRefreshToken(ctx, tx, p.TenantID, p.SessionID, now, sessionExpires)
 		if err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, tenantID, p.UserID, audit.LoginSucceeded, p.UserID, map[string]any{"session_id": p.SessionID})
+		if err := s.limiter.Reset(ctx, tx, p.TenantID, attempt, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, p.TenantID, p.UserID, audit.LoginSucceeded, p.UserID, map[string]any{"session_id": p.SessionID})
 	})
 	if err != nil {
 		return Tokens{}, wrap("login: create session", err)

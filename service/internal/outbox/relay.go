@@ -44,8 +44,13 @@ type Relay struct {
 	Bus  bus.Bus
 	// Batch is the most rows one pass claims (default 256).
 	Batch int
-	// Interval is the pause after a pass that found less than a full batch (default 200 ms).
+	// Interval is the longest pause after a pass that found less than a full batch (default
+	// 1 s): the relay wakes up earlier when the outbox notifies new rows (NotifyChannel), so
+	// events go out within milliseconds of their commit and the interval only bounds the
+	// delay when a notification is lost (the listening connection down).
 	Interval time.Duration
+	// NoNotify makes the relay only poll, every Interval.
+	NoNotify bool
 	Logger   *slog.Logger
 
 	published atomic.Int64
@@ -122,12 +127,19 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
-// Run relays until ctx ends, then returns nil. Errors (database or bus down) are logged and
-// retried with a backoff up to 5 s.
+// Run relays until ctx ends, then returns nil: a pass whenever the outbox notifies new rows,
+// and at least every Interval. Errors (database or bus down) are logged and retried with a
+// backoff up to 5 s.
 func (r *Relay) Run(ctx context.Context) error {
 	interval := r.Interval
 	if interval <= 0 {
-		interval = 200 * time.Millisecond
+		interval = time.Second
+	}
+	wake := make(chan struct{}, 1)
+	if !r.NoNotify {
+		lctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go r.listen(lctx, wake)
 	}
 	batch := r.Batch
 	if batch <= 0 {
@@ -150,8 +162,13 @@ func (r *Relay) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		woken := wake
+		if err != nil {
+			woken = nil // the database or the bus is failing: wait out the backoff
+		}
 		select {
 		case <-ctx.Done():
+		case <-woken:
 		case <-time.After(wait):
 		}
 	}

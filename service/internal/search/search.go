@@ -25,6 +25,14 @@
 // the name without its extension is: an exact name beats a partial match. Ties go by node
 // id. Pages are keyset-paginated on (rank, id) with an opaque cursor.
 //
+// The matching nodes come from the GIN indexes through search_candidates (migration 0011),
+// because the text-search match operator is not leakproof and row-level security would
+// otherwise keep the planner off the indexes (a scan of all the tenant's nodes per search).
+// Each lookup returns at most CandidateLimit nodes (default 10,000): a query matching more
+// than that in a tenant (a very common word or a one-letter prefix) is ranked among that many
+// of its matches, in no particular order, so its best results may be missed; one more word
+// narrows it. Queries matching fewer nodes (nearly all real ones) are exact.
+//
 // # What a caller sees
 //
 // Only its tenant's nodes (row-level security, and every query filters on the tenant), only
@@ -35,6 +43,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -65,6 +74,11 @@ const (
 const (
 	MaxQueryLen   = 256 // bytes
 	MaxQueryWords = 16
+	// DefaultCandidateLimit is how many matching nodes each index lookup of a search returns
+	// at most for ranking: a word found in most of a large tenant's names (a prefix such as
+	// "f") is ranked among that many of its matches, not all of them, so that one search
+	// costs tens of milliseconds whatever the tenant's size.
+	DefaultCandidateLimit = 10000
 )
 
 // ReadScoper says which nodes a principal may read (sharing.Service).
@@ -79,6 +93,8 @@ type Service struct {
 	pool   *pgxpool.Pool
 	access ReadScoper
 	logger *slog.Logger
+	// CandidateLimit bounds each index lookup of a search (0: DefaultCandidateLimit).
+	CandidateLimit int
 }
 
 // New returns a Service on the app role's pool.
@@ -169,16 +185,22 @@ func tsQuery(q string) (string, error) {
 	return strings.Join(parts, " & "), nil
 }
 
+// anyWord turns tsQuery's every-word form into its some-word form ("a & b" → "a | b").
+func anyWord(all string) string { return strings.ReplaceAll(all, " & ", " | ") }
+
 // searchQuery finds the live nodes of tenant $1 matching tsquery $2, ranked (with $3 the
 // query text for the exact-name boost), that are readable: $5 (everything) or under one of
-// the roots $4; after the keyset position ($6 rank, $7 id) if any; $8 rows.
+// the roots $4; after the keyset position ($6 rank, $7 id) if any; $8 rows. The nodes come
+// from search_candidates (migration 0011: the GIN lookups, with $9 the query's any-word form
+// and $10 the candidate limit), then are checked against the whole query here.
 const searchQuery = `SELECT r.id, r.type, r.name, r.parent_id, r.size, r.updated_at, r.path, r.rank FROM (
 	SELECT n.id, n.type, n.name, n.parent_id, n.size, n.updated_at, pl.path,
 		ts_rank(n.search_vector || coalesce(c.search_vector, ''::tsvector), to_tsquery('simple', $2), 1)::float8
 		+ CASE WHEN lower(n.name) = lower($3) THEN 1.0
 			WHEN lower(regexp_replace(n.name, '\.[^.]*$', '')) = lower($3) THEN 0.5
 			ELSE 0 END AS rank
-	FROM nodes n
+	FROM search_candidates(to_tsquery('simple', $2), to_tsquery('simple', $9), $10) sc
+	JOIN nodes n ON n.tenant_id = $1 AND n.id = sc.node_id
 	LEFT JOIN node_content c ON c.tenant_id = n.tenant_id AND c.node_id = n.id
 	CROSS JOIN LATERAL (
 		WITH RECURSIVE up AS (
@@ -238,7 +260,7 @@ func (s *Service) Search(ctx context.Context, p identity.Principal, q, after str
 		rank, id = &c.Rank, &c.ID
 	}
 	err = db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, searchQuery, p.TenantID, tsq, q, roots, all, rank, id, limit+1)
+		rows, err := tx.Query(ctx, searchQuery, p.TenantID, tsq, q, roots, all, rank, id, limit+1, anyWord(tsq), cmp.Or(s.CandidateLimit, DefaultCandidateLimit))
 		if err != nil {
 			return err
 		}

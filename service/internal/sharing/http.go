@@ -27,7 +27,7 @@ var paths = []string{"/v1/nodes/{id}/shares", "/v1/nodes/{id}/shares/{share_id}"
 //	POST   /v1/nodes/{id}/links                {password?, expires_at?, download_only?} → 201 {link, token, url}
 //	GET    /v1/nodes/{id}/links                → {links}
 //	DELETE /v1/nodes/{id}/links/{link_id}      revoke → 204
-//	GET    /v1/links/{token}                   no credentials; X-Link-Password → 302 to a presigned GET
+//	GET    /v1/links/{token}                   no credentials; X-Link-Password → 302 to a presigned GET (429 while rate limited)
 //	POST   /v1/links/{token}                   {password} → 302, the same
 func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 	h := &handlers{s: s}
@@ -175,7 +175,7 @@ func (h *handlers) resolve(w http.ResponseWriter, r *http.Request) {
 			password = in.Password
 		}
 	}
-	pr, err := h.s.ResolveLink(r.Context(), token, password)
+	pr, err := h.s.ResolveLink(r.Context(), token, password, h.s.cfg.Limits.ClientIP(r))
 	if err != nil {
 		if errors.Is(err, ErrPasswordRequired) || errors.Is(err, ErrWrongPassword) {
 			w.Header().Set("WWW-Authenticate", `LinkPassword realm="bitvault-link"`)

@@ -12,10 +12,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/platform/uuid"
+	"github.com/bitvault/bitvault/service/internal/ratelimit"
 	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
@@ -228,9 +230,23 @@ var (
 	errLinkTargetMissing = apierror.New(apierror.CodeNotFound, "the linked file is no longer available")
 )
 
+// linkTarget is what ResolveLink reads of a link in its transaction.
+type linkTarget struct {
+	id           string
+	passwordHash *string
+	downloadOnly bool
+	node         nodeInfo
+	// attempt is the password check's, for the brute-force limits; limited says whether its
+	// counters have live failures (a success clears them).
+	attempt ratelimit.Attempt
+	limited bool
+}
+
 // ResolveLink checks a link (token, and password when it has one) and presigns the download
-// of its file's current version.
-func (s *Service) ResolveLink(ctx context.Context, token, password string) (storage.Presigned, error) {
+// of its file's current version. clientIP (ratelimit.Config.ClientIP; "" if unknown) is counted
+// against the link's brute-force limits when the password is wrong; while they are exceeded
+// the password is not even checked: a *ratelimit.LockedError (429).
+func (s *Service) ResolveLink(ctx context.Context, token, password, clientIP string) (storage.Presigned, error) {
 	tenant, hash, ok := parseLinkToken(token)
 	if !ok {
 		return storage.Presigned{}, ErrLinkNotFound
@@ -238,19 +254,36 @@ func (s *Service) ResolveLink(ctx context.Context, token, password string) (stor
 	if s.presigner == nil {
 		return storage.Presigned{}, ErrLinksUnavailable
 	}
+	l, err := s.lookupLink(ctx, tenant, hash, password, clientIP)
+	if err != nil {
+		return storage.Presigned{}, wrap("resolve link", err)
+	}
+	if l.passwordHash != nil {
+		if err := s.checkLinkPassword(ctx, tenant, l, password); err != nil {
+			return storage.Presigned{}, err
+		}
+	}
+	var opts storage.GetOptions
+	if l.downloadOnly {
+		opts.Filename = l.node.name
+	}
+	pr, err := s.presigner.PresignGet(ctx, storage.BlobKey(tenant, *l.node.hash), opts, s.cfg.DownloadTTL)
+	return pr, wrap("resolve link: presign", err)
+}
+
+// lookupLink reads the live link of token hash and its file in tenant. For a
+// password-protected link given a password, it also checks the brute-force counters of the
+// link and clientIP, before any hashing: a *ratelimit.LockedError when they are exceeded.
+func (s *Service) lookupLink(ctx context.Context, tenant string, hash []byte, password, clientIP string) (linkTarget, error) {
+	var l linkTarget
 	now := s.now()
-	var (
-		passwordHash *string
-		downloadOnly bool
-		n            nodeInfo
-	)
 	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
 		var nodeID string
 		var expires, revoked *time.Time
 		// A suspended tenant's links are not found.
-		err := tx.QueryRow(ctx, `SELECT l.node_id, l.password_hash, l.download_only, l.expires_at, l.revoked_at
+		err := tx.QueryRow(ctx, `SELECT l.id, l.node_id, l.password_hash, l.download_only, l.expires_at, l.revoked_at
 FROM share_links l JOIN tenants t ON t.id = l.tenant_id AND t.status = 'active'
-WHERE l.tenant_id = $1 AND l.token_hash = $2`, tenant, hash).Scan(&nodeID, &passwordHash, &downloadOnly, &expires, &revoked)
+WHERE l.tenant_id = $1 AND l.token_hash = $2`, tenant, hash).Scan(&l.id, &nodeID, &l.passwordHash, &l.downloadOnly, &expires, &revoked)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return ErrLinkNotFound
@@ -261,34 +294,57 @@ WHERE l.tenant_id = $1 AND l.token_hash = $2`, tenant, hash).Scan(&nodeID, &pass
 		case expires != nil && !now.Before(*expires):
 			return ErrLinkExpired
 		}
-		n, err = lookupNode(ctx, tx, tenant, "", nodeID)
-		if errors.Is(err, ErrNotFound) || err == nil && (n.inTrash || n.hash == nil) {
+		l.node, err = lookupNode(ctx, tx, tenant, "", nodeID)
+		if errors.Is(err, ErrNotFound) || err == nil && (l.node.inTrash || l.node.hash == nil) {
 			return errLinkTargetMissing
 		}
+		if err != nil || l.passwordHash == nil || password == "" {
+			return err
+		}
+		l.attempt = ratelimit.Attempt{Kind: ratelimit.Link, Target: l.id, IP: clientIP}
+		l.limited, err = s.limiter.Check(ctx, tx, tenant, l.attempt, now)
 		return err
 	})
-	if err != nil {
-		return storage.Presigned{}, wrap("resolve link", err)
+	return l, err
+}
+
+// checkLinkPassword verifies password against the link's (counters already checked by
+// lookupLink): a wrong one is counted, and audited when it locks the link, a right one
+// clears the link's counters if it has any.
+func (s *Service) checkLinkPassword(ctx context.Context, tenant string, l linkTarget, password string) error {
+	if password == "" {
+		return ErrPasswordRequired
 	}
-	if passwordHash != nil {
-		if password == "" {
-			return storage.Presigned{}, ErrPasswordRequired
+	match := false
+	if len(password) <= MaxLinkPasswordLen {
+		var err error
+		if match, err = s.hasher.VerifyPassword(ctx, password, *l.passwordHash); err != nil {
+			return wrap("resolve link: verify password", err)
 		}
-		if len(password) > MaxLinkPasswordLen {
-			return storage.Presigned{}, ErrWrongPassword
+	}
+	if match {
+		if !l.limited {
+			return nil // nothing to clear: no write on the common path
 		}
-		match, err := s.hasher.VerifyPassword(ctx, password, *passwordHash)
+		return wrap("resolve link: reset limits", db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+			return s.limiter.Reset(ctx, tx, tenant, l.attempt, s.now())
+		}))
+	}
+	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		locks, err := s.limiter.Fail(ctx, tx, tenant, l.attempt, s.now())
 		if err != nil {
-			return storage.Presigned{}, wrap("resolve link: verify password", err)
+			return err
 		}
-		if !match {
-			return storage.Presigned{}, ErrWrongPassword
+		for _, lk := range locks {
+			payload := map[string]any{"link_id": l.id, "node_id": l.node.id, "ip": l.attempt.IP, "scope": lk.Scope, "failures": lk.Failures, "locked_until": lk.Until}
+			if err := audit.Record(ctx, tx, tenant, "", audit.LinkPasswordLocked, l.id, payload); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return wrap("resolve link: record failure", err)
 	}
-	var opts storage.GetOptions
-	if downloadOnly {
-		opts.Filename = n.name
-	}
-	pr, err := s.presigner.PresignGet(ctx, storage.BlobKey(tenant, *n.hash), opts, s.cfg.DownloadTTL)
-	return pr, wrap("resolve link: presign", err)
+	return ErrWrongPassword
 }

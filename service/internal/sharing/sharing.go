@@ -34,8 +34,12 @@
 // sent in the X-Link-Password header or a POST {password}), an expiry, and is download-only
 // by default (the presigned GET makes the browser save the file; without it the file may be
 // shown inline). Unknown tokens and files in the trash or purged are 404; expired or revoked
-// links 410 gone; a missing or wrong password 401. A link is independent of its creator's
-// later access: revoke it explicitly.
+// links 410 gone; a missing or wrong password 401. Password guessing is limited like login's
+// (package ratelimit): wrong passwords are counted per link and client address, per link and
+// per address; past a limit the link answers 429 rate_limited with Retry-After, without
+// checking the password, until the lock's window has passed (audited once per lockout as
+// link.password.locked), and a right password clears the link's counters. A link is
+// independent of its creator's later access: revoke it explicitly.
 //
 // Events: every share and link change writes an outbox row (sharing.share.created, …) in the
 // same transaction.
@@ -57,6 +61,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/platform/uuid"
+	"github.com/bitvault/bitvault/service/internal/ratelimit"
 	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
@@ -109,6 +114,10 @@ type Config struct {
 	DownloadTTL time.Duration
 	// MaxLinkTTL bounds a link's expiry (a link without one lasts until revoked).
 	MaxLinkTTL time.Duration
+	// Limits are the brute-force limits of link passwords (zero fields: ratelimit's
+	// defaults); bitvaultd gives login's (identity.Config.Limits), read from the same
+	// variables.
+	Limits ratelimit.Config
 	// RBAC is the tenant-wide role check (nil: identity.Authorize). Tests replace it to
 	// exercise other role tables.
 	RBAC func(identity.Principal, identity.Permission) error
@@ -122,6 +131,7 @@ type Service struct {
 	hasher    PasswordHasher
 	presigner Presigner
 	cfg       Config
+	limiter   *ratelimit.Limiter
 	logger    *slog.Logger
 }
 
@@ -146,7 +156,12 @@ func New(pool *pgxpool.Pool, hasher PasswordHasher, presigner Presigner, cfg Con
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{pool: pool, hasher: hasher, presigner: presigner, cfg: cfg, logger: logger}, nil
+	limiter, err := ratelimit.New(cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: %w", err)
+	}
+	cfg.Limits = limiter.Config()
+	return &Service{pool: pool, hasher: hasher, presigner: presigner, cfg: cfg, limiter: limiter, logger: logger}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }

@@ -3,12 +3,13 @@ package storage
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/bitvault/bitvault/service/internal/platform/config"
 )
 
 // Environment variables read by LoadConfig.
@@ -145,7 +146,7 @@ func LoadConfig(lookup func(string) (string, bool), dataDir string, keyFallback 
 		}
 		switch v := get(EnvStorageKey); {
 		case v != "":
-			key, err := decodeBase64(v)
+			key, err := config.DecodeBase64(v)
 			if err != nil || len(key) < MinFSKeyLen {
 				errs = append(errs, fmt.Errorf("%s: want at least %d random bytes, base64-encoded (openssl rand -base64 32)", EnvStorageKey, MinFSKeyLen))
 			}
@@ -189,19 +190,4 @@ func Open(c Config) (ObjectStore, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("storage: unknown backend %q", c.Backend)
-}
-
-// decodeBase64 accepts standard or URL-safe base64, padded or not.
-func decodeBase64(s string) ([]byte, error) {
-	var firstErr error
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		b, err := enc.DecodeString(s)
-		if err == nil {
-			return b, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return nil, firstErr
 }

@@ -16,6 +16,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // S3Config configures the S3 backend.
@@ -249,6 +250,96 @@ func (s *S3) wrap(op, key string, err error) error {
 	}
 	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusNotFound {
 		return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, ErrNotFound)
+	}
+	return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, err)
+}
+
+// CreateMultipart implements Multipart.
+func (s *S3) CreateMultipart(ctx context.Context, key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", s.wrap("create multipart upload", key, err)
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+// PresignPart implements Multipart: the signature covers the part's Content-Length, so the
+// store refuses a part of another size.
+func (s *S3) PresignPart(ctx context.Context, key, id string, number int32, size int64, ttl time.Duration) (Presigned, error) {
+	if err := checkPart(key, id, number, size, ttl); err != nil {
+		return Presigned{}, err
+	}
+	now := time.Now()
+	req, err := s.presign.PresignUploadPart(ctx, &s3.UploadPartInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(id),
+		PartNumber: aws.Int32(number), ContentLength: aws.Int64(size),
+	}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return Presigned{}, fmt.Errorf("storage: presign part %d of %s: %w", number, key, err)
+	}
+	return presigned(req, now.Add(ttl)), nil
+}
+
+// ListParts implements Multipart, following the pages (1000 parts each).
+func (s *S3) ListParts(ctx context.Context, key, id string) ([]Part, error) {
+	if err := CheckKey(key); err != nil {
+		return nil, err
+	}
+	var parts []Part
+	p := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.wrapMultipart("list parts of", key, err)
+		}
+		for _, pt := range page.Parts {
+			parts = append(parts, Part{Number: aws.ToInt32(pt.PartNumber), Size: aws.ToInt64(pt.Size), ETag: aws.ToString(pt.ETag)})
+		}
+	}
+	return parts, nil
+}
+
+// CompleteMultipart implements Multipart.
+func (s *S3) CompleteMultipart(ctx context.Context, key, id string, parts []Part) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	done := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		done[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+	}
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+	})
+	return s.wrapMultipart("complete multipart upload", key, err)
+}
+
+// AbortMultipart implements Multipart.
+func (s *S3) AbortMultipart(ctx context.Context, key, id string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(id)})
+	if err = s.wrapMultipart("abort multipart upload", key, err); errors.Is(err, ErrNoSuchUpload) {
+		return nil
+	}
+	return err
+}
+
+// wrapMultipart is wrap, mapping S3's NoSuchUpload (a 404) to ErrNoSuchUpload.
+func (s *S3) wrapMultipart(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*types.NoSuchUpload](err); ok {
+		return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, ErrNoSuchUpload)
+	}
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusNotFound {
+		return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, ErrNoSuchUpload)
 	}
 	return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, err)
 }

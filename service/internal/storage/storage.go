@@ -14,6 +14,10 @@
 //   - Copy is server-side; objects are at most MaxObjectSize (a single S3 PUT and a single
 //     CopyObject), which is also the largest file bitvaultd accepts.
 //
+// Stores that take objects in parts implement Multipart as well (S3 does, FS does not):
+// bitvaultd stages large uploads as multipart uploads, whose presigned part uploads make them
+// resumable (see multipart.go).
+//
 // S3 (aws-sdk-go-v2) works with AWS and with S3-compatible stores (MinIO, versitygw):
 // path-style addressing, a fixed region, static credentials, and an optional public endpoint
 // for presigned URLs when clients reach the store under another name than bitvaultd does.

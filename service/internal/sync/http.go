@@ -3,6 +3,7 @@ package sync
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
@@ -23,7 +24,8 @@ var paths = []string{"/v1/devices", "/v1/devices/{id}", "/v1/devices/{id}/cursor
 //	GET    /v1/devices/{id}          → device
 //	DELETE /v1/devices/{id}          → 204
 //	PUT    /v1/devices/{id}/cursor   {cursor} → device; 409 cursor_stale
-//	GET    /v1/sync/changes          ?cursor=&limit= → {changes, next_cursor, has_more, latest_cursor}; 409 cursor_stale
+//	GET    /v1/sync/changes          ?cursor=&limit=&wait= → {changes, next_cursor, has_more, latest_cursor}; 409 cursor_stale
+//	                                 (wait: long poll, up to MaxWait, for a change after cursor)
 //	GET    /v1/sync/cursor           → {cursor, horizon}
 func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 	h := &handlers{s: s}
@@ -145,12 +147,63 @@ func (h *handlers) changes(w http.ResponseWriter, r *http.Request, p identity.Pr
 		h.fail(w, r, err)
 		return
 	}
-	page, err := h.s.Pull(r.Context(), p, cursor, int(limit))
+	wait, err := waitParam(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	if wait > 0 {
+		extendDeadlines(w, wait)
+	}
+	page, err := h.s.WaitChanges(r.Context(), p, cursor, int(limit), wait)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away: nobody to answer
+		}
+		h.fail(w, r, err)
+		return
+	}
+	if wait > 0 && h.s.draining() {
+		// Cut short by the drain: the client's next poll goes through a new connection,
+		// to a replica that is not stopping.
+		w.Header().Set("Connection", "close")
+	}
 	httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+// waitParam reads the wait parameter: a duration ("30s", "1m", "500ms") or a number of
+// seconds, from 0 (no wait, the default) to MaxWait.
+func waitParam(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseUint(v, 10, 16)
+		if nerr != nil {
+			return 0, invalid("wait: want a duration such as 30s (at most %s)", MaxWait)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > MaxWait {
+		return 0, invalid("wait must be between 0s and %s", MaxWait)
+	}
+	return d, nil
+}
+
+// deadlineMargin is the time a long poll's request gets beyond its wait: the journal's
+// last read and the answer.
+const deadlineMargin = 30 * time.Second
+
+// extendDeadlines lifts the server's read and write timeouts (shorter than MaxWait) for a
+// long poll. The read deadline matters too: net/http cancels a request's context when the
+// connection's background read times out.
+func extendDeadlines(w http.ResponseWriter, wait time.Duration) {
+	rc := http.NewResponseController(w)
+	until := time.Now().Add(wait + deadlineMargin)
+	_ = rc.SetReadDeadline(until)
+	_ = rc.SetWriteDeadline(until)
 }
 
 func (h *handlers) latest(w http.ResponseWriter, r *http.Request, p identity.Principal) {

@@ -19,6 +19,16 @@
 // informational: the parent's current path plus the change's name (null once the parent is
 // purged); clients apply changes by node id, parent id and name, which are exact.
 //
+// # Long polls
+//
+// With wait (GET /v1/sync/changes?cursor=N&wait=30s, at most MaxWait), a pull that finds
+// nothing after the cursor waits for a change instead of answering an empty page at once:
+// it reads the journal again when the tenant's "changes available" signal arrives
+// (Config.Notifier: the bus's files events, fanned out per tenant in each bitvaultd
+// process), and every Config.Recheck anyway, and answers as soon as there is a change, or
+// the empty page when the wait runs out. The signal is only a wake-up: the journal stays the
+// truth, so a lost signal delays the answer by a re-check at most.
+//
 // # Cursors and the horizon
 //
 // Compaction may drop old journal rows; journal_horizons records, per tenant, the seq up to
@@ -62,12 +72,35 @@ const (
 	MaxPageSize     = 1000
 )
 
+// Long polls of Pull (WaitChanges).
+const (
+	// MaxWait bounds a long poll's wait.
+	MaxWait = 60 * time.Second
+	// DefaultRecheck is how often a long poll re-reads the journal without a wake-up.
+	DefaultRecheck = 3 * time.Second
+)
+
+// Notifier wakes long polls: Wait returns a channel closed when the tenant's namespace may
+// have changed, and a function releasing the wait (consumers.Signal implements it).
+type Notifier interface {
+	Wait(tenant string) (<-chan struct{}, func())
+}
+
 // Config configures a Service.
 type Config struct {
 	// RBAC is the tenant-wide role check (nil: identity.Authorize).
 	RBAC func(identity.Principal, identity.Permission) error
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Notifier, if set, wakes the long polls as soon as the tenant's changes are committed;
+	// without it they see changes at the next re-check only.
+	Notifier Notifier
+	// Recheck is how often a long poll re-reads the journal anyway (0: DefaultRecheck), so
+	// that a lost wake-up only delays it.
+	Recheck time.Duration
+	// Stop, once closed (the server drains), ends the long polls at once: they answer what
+	// the journal has, so that in-flight requests do not hold up the shutdown.
+	Stop <-chan struct{}
 }
 
 // Service implements the sync module.
@@ -87,6 +120,9 @@ func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) 
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = DefaultRecheck
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -6,9 +6,11 @@
 //
 // POST /v1/webhooks {url, events?} (owner and admin: identity.PermTenantAdmin) creates an
 // endpoint and answers its secret, once: it is never shown again. The secret must sign, so
-// it cannot be hashed: it is stored as is in webhook_endpoints, under row-level security
-// like every tenant row (it is not encrypted at rest: a database-level key would be the next
-// step). GET /v1/webhooks lists the endpoints (without secrets), DELETE /v1/webhooks/{id}
+// it cannot be hashed: it is encrypted at rest (AES-256-GCM, bound to its row; see
+// secretbox.go for the keys, their rotation and the legacy plaintext rows), under row-level
+// security like every tenant row. The URL must pass the destination Policy (https, no
+// credentials, no fragment, no literal internal address; see destination.go).
+// GET /v1/webhooks lists the endpoints (without secrets), DELETE /v1/webhooks/{id}
 // removes one (and its deliveries), GET /v1/webhooks/{id}/deliveries lists its deliveries,
 // newest first, with their state (pending, delivered, dead), attempts and last answer.
 //
@@ -19,10 +21,16 @@
 // and event). The dispatcher POSTs it at once, then, after failed attempts (a transport
 // error or a non-2xx answer), after each delay of Config.Schedule in turn (default 1m, 5m,
 // 30m, 2h, 24h); after the last one the delivery is dead (the dead letter, kept and
-// listed). A delivery row is locked (FOR UPDATE SKIP LOCKED) while it is being sent, so
-// several dispatchers never send it concurrently; delivery is at least once (a crash after
-// the POST, before the update, sends it again: receivers de-duplicate by X-BitVault-Delivery
-// or the event id).
+// listed). A destination refused by the Policy at delivery (the URL no longer passes, or its
+// host resolves to a refused address) makes the delivery dead at once, with the rule in
+// last_error: retrying a policy decision would only repeat it, and the reason is what the
+// admin needs. A secret that cannot be decrypted is an ordinary failed attempt, retried: it
+// is typically a replica not yet configured with a new key during a rotation.
+//
+// A delivery row is locked (FOR UPDATE SKIP LOCKED) while it is being sent, so several
+// dispatchers never send it concurrently; delivery is at least once (a crash after the
+// POST, before the update, sends it again: receivers de-duplicate by X-BitVault-Delivery or
+// the event id).
 //
 // # Signature
 //
@@ -33,6 +41,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -44,7 +53,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +63,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 )
 
 // Headers of a delivery.
@@ -77,16 +86,24 @@ type Config struct {
 	Interval time.Duration
 	// Timeout bounds one POST (0: 10s).
 	Timeout time.Duration
-	// Client sends the POSTs (nil: a client with Timeout, not following redirects).
-	Client *http.Client
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Destinations is the destination policy, applied to URLs at registration and to every
+	// address dialed at delivery (the POSTs always go through its guarded client).
+	Destinations Policy
+	// SecretKey is the master key of the signing secrets at rest (required, at least
+	// MinSecretKeyLen bytes; LoadConfig: BITVAULT_SECRET_KEY, else BITVAULT_TOKEN_KEY).
+	SecretKey []byte
+	// OldSecretKeys are previous master keys, to decrypt (and re-encrypt) older rows.
+	OldSecretKeys [][]byte
 }
 
 // Service is the webhooks module.
 type Service struct {
 	pool   *pgxpool.Pool
 	cfg    Config
+	keys   *keyring
+	client *http.Client
 	logger *slog.Logger
 }
 
@@ -104,16 +121,25 @@ func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) 
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{pool: pool, cfg: cfg, logger: logger}, nil
+	if len(cfg.SecretKey) == 0 {
+		return nil, errors.New("webhooks: SecretKey is required (" + EnvSecretKey + " or BITVAULT_TOKEN_KEY): the signing secrets are encrypted at rest")
+	}
+	keys, err := newKeyring(cfg.SecretKey, cfg.OldSecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	if d := cfg.Destinations; d.AllowHTTP || d.AllowPrivate || len(d.AllowedCIDRs) > 0 {
+		// Worth a line at every start: these settings widen what a tenant admin can reach.
+		logger.Warn("webhook destination policy relaxed", slog.Bool("allow_http", d.AllowHTTP),
+			slog.Bool("allow_private", d.AllowPrivate), slog.Any("allowed_cidrs", d.AllowedCIDRs))
+	}
+	return &Service{pool: pool, cfg: cfg, keys: keys, client: cfg.Destinations.client(cfg.Timeout), logger: logger}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -164,9 +190,8 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, in NewEndpoi
 	if err := authorize(p); err != nil {
 		return Endpoint{}, err
 	}
-	u, err := url.Parse(in.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(in.URL) > 2048 {
-		return Endpoint{}, invalid("url: want an absolute http or https URL")
+	if err := s.cfg.Destinations.CheckURL(in.URL); err != nil {
+		return Endpoint{}, invalid("%s", err.Error())
 	}
 	events := in.Events
 	if events == nil {
@@ -177,12 +202,16 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, in NewEndpoi
 			return Endpoint{}, invalid("events: bad event type %q", e)
 		}
 	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	ep := Endpoint{URL: in.URL, Events: events, Secret: "whsec_" + hex.EncodeToString(raw)}
+	// The id is chosen here, not by the database, because it is part of the secret's
+	// associated data.
+	ep := Endpoint{ID: newUUID(), URL: in.URL, Events: events, Secret: newSecret()}
+	sealed, err := s.keys.seal(p.TenantID, ep.ID, ep.Secret)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("webhooks: create: %w", err)
+	}
 	err = db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (tenant_id, url, secret, events, created_by, created_at)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text, created_at`, p.TenantID, ep.URL, ep.Secret, ep.Events, p.UserID, s.now()).Scan(&ep.ID, &ep.CreatedAt)
+		return tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (tenant_id, id, url, secret, events, created_by, created_at)
+VALUES ($1, $2::uuid, $3, $4, $5, $6, $7) RETURNING created_at`, p.TenantID, ep.ID, ep.URL, sealed, ep.Events, p.UserID, s.now()).Scan(&ep.CreatedAt)
 	})
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("webhooks: create: %w", err)
@@ -190,11 +219,29 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text, created_at`, p.TenantID, ep.
 	return ep, nil
 }
 
-// List returns the tenant's endpoints, oldest first, without secrets.
+// newSecret returns a fresh signing secret (the form legacySecret matches).
+func newSecret() string {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw) // never fails (crypto/rand)
+	return "whsec_" + hex.EncodeToString(raw)
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return uuid.Format(b)
+}
+
+// List returns the tenant's endpoints, oldest first, without secrets. An admin looking at
+// the endpoints is also a moment to re-encrypt the tenant's legacy and old-key secrets.
 func (s *Service) List(ctx context.Context, p identity.Principal) ([]Endpoint, error) {
 	if err := authorize(p); err != nil {
 		return nil, err
 	}
+	s.reencryptQuietly(ctx, p.TenantID)
 	eps := []Endpoint{}
 	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "SELECT id::text, url, events, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", p.TenantID)
@@ -373,14 +420,24 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 
 // due is a delivery being sent.
 type due struct {
-	id, eventID, eventType, url, secret string
-	payload                             json.RawMessage
-	attempts                            int
+	id, endpointID, eventID, eventType, url string
+	stored                                  string // the endpoint's secret as stored (sealed or legacy)
+	payload                                 json.RawMessage
+	attempts                                int
+}
+
+// outcome is the result of one attempt.
+type outcome struct {
+	status int   // the answer's HTTP status; 0 without an answer
+	err    error // nil: delivered
+	final  bool  // no retry: dead at once (a destination refused by the policy)
 }
 
 // DispatchOnce sends the deliveries due now, tenant by tenant (webhook_due_tenants), each
 // in its own transaction holding the row lock while it is sent. It returns the number of
-// attempts made.
+// attempts made. Before sending, it re-encrypts the tenant's secrets that are not under the
+// active key (legacy plaintext, old key): the dispatcher is the one process that regularly
+// works for every tenant with webhooks.
 func (s *Service) DispatchOnce(ctx context.Context) (int, error) {
 	rows, err := s.pool.Query(ctx, "SELECT tenant_id::text FROM webhook_due_tenants($1)", s.now())
 	if err != nil {
@@ -392,6 +449,7 @@ func (s *Service) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, t := range tenants {
+		s.reencryptQuietly(ctx, t)
 		for ctx.Err() == nil {
 			sent, err := s.sendOne(ctx, t)
 			if err != nil {
@@ -410,57 +468,93 @@ func (s *Service) DispatchOnce(ctx context.Context) (int, error) {
 func (s *Service) sendOne(ctx context.Context, tenant string) (bool, error) {
 	sent := false
 	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		var d due
-		err := tx.QueryRow(ctx, `SELECT d.id::text, d.event_id, d.event_type, d.payload, d.attempts, w.url, w.secret
-FROM webhook_deliveries d JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
-WHERE d.tenant_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
-ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED`, tenant, s.now()).
-			Scan(&d.id, &d.eventID, &d.eventType, &d.payload, &d.attempts, &d.url, &d.secret)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		d, ok, err := nextDue(ctx, tx, tenant, s.now())
+		if err != nil || !ok {
 			return err
 		}
 		sent = true
-		code, sendErr := s.post(ctx, tenant, d)
-		now := s.now()
-		attempts := d.attempts + 1
-		var lastStatus *int
-		if code != 0 {
-			lastStatus = &code
-		}
-		if sendErr == nil {
-			_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', attempts = $3, next_attempt_at = NULL,
-	last_attempt_at = $4, last_status = $5, last_error = NULL WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now, lastStatus)
-			return err
-		}
-		msg := sendErr.Error()
-		if len(msg) > 500 {
-			msg = msg[:500]
-		}
-		if attempts-1 < len(s.cfg.Schedule) {
-			_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET attempts = $3, next_attempt_at = $4, last_attempt_at = $5,
-	last_status = $6, last_error = $7 WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now.Add(s.cfg.Schedule[attempts-1]), now, lastStatus, msg)
-			return err
-		}
-		s.logger.WarnContext(ctx, "webhook delivery dead", slog.String("delivery", d.id), slog.String("event", d.eventID), slog.String("error", msg))
-		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'dead', attempts = $3, next_attempt_at = NULL, last_attempt_at = $4,
-	last_status = $5, last_error = $6 WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now, lastStatus, msg)
-		return err
+		return s.record(ctx, tx, tenant, d, s.attempt(ctx, tenant, d))
 	})
 	return sent, err
 }
 
-// post sends one delivery; a non-2xx answer is an error.
-func (s *Service) post(ctx context.Context, tenant string, d due) (int, error) {
+// nextDue locks the tenant's next due delivery (ok false: none).
+func nextDue(ctx context.Context, tx pgx.Tx, tenant string, now time.Time) (d due, ok bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT d.id::text, d.endpoint_id::text, d.event_id, d.event_type, d.payload, d.attempts, w.url, w.secret
+FROM webhook_deliveries d JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
+WHERE d.tenant_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2
+ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED`, tenant, now).
+		Scan(&d.id, &d.endpointID, &d.eventID, &d.eventType, &d.payload, &d.attempts, &d.url, &d.stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return due{}, false, nil
+	}
+	if err != nil {
+		return due{}, false, fmt.Errorf("webhooks: next delivery: %w", err)
+	}
+	return d, true, nil
+}
+
+// attempt checks the destination, decrypts the secret and POSTs the delivery.
+func (s *Service) attempt(ctx context.Context, tenant string, d due) outcome {
+	// The stored URL passed the policy when it was registered, but the policy may have been
+	// tightened since: judge it again under the current one.
+	if err := s.cfg.Destinations.CheckURL(d.url); err != nil {
+		refused, ok := errors.AsType[*DestinationError](err)
+		if !ok {
+			refused = &DestinationError{Reason: err.Error()}
+		}
+		return outcome{err: refused, final: true}
+	}
+	secret, _, err := s.keys.open(tenant, d.endpointID, d.stored)
+	if err != nil {
+		return outcome{err: err}
+	}
+	code, err := s.post(ctx, tenant, d, secret)
+	if refused, ok := errors.AsType[*DestinationError](err); ok {
+		// The refusal itself is the reason, without the transport's wrapping.
+		return outcome{err: refused, final: true}
+	}
+	return outcome{status: code, err: err}
+}
+
+// record writes the outcome of an attempt: delivered, pending until the next retry of the
+// schedule, or dead (after the last retry, or at once for a final outcome).
+func (s *Service) record(ctx context.Context, tx pgx.Tx, tenant string, d due, o outcome) error {
+	now := s.now()
+	attempts := d.attempts + 1
+	var lastStatus *int
+	if o.status != 0 {
+		lastStatus = &o.status
+	}
+	if o.err == nil {
+		_, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', attempts = $3, next_attempt_at = NULL,
+	last_attempt_at = $4, last_status = $5, last_error = NULL WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now, lastStatus)
+		return err
+	}
+	msg := o.err.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	if !o.final && attempts-1 < len(s.cfg.Schedule) {
+		_, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET attempts = $3, next_attempt_at = $4, last_attempt_at = $5,
+	last_status = $6, last_error = $7 WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now.Add(s.cfg.Schedule[attempts-1]), now, lastStatus, msg)
+		return err
+	}
+	s.logger.WarnContext(ctx, "webhook delivery dead", slog.String("delivery", d.id), slog.String("event", d.eventID), slog.String("error", msg))
+	_, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'dead', attempts = $3, next_attempt_at = NULL, last_attempt_at = $4,
+	last_status = $5, last_error = $6 WHERE tenant_id = $1 AND id = $2`, tenant, d.id, attempts, now, lastStatus, msg)
+	return err
+}
+
+// post sends one delivery signed with secret; a non-2xx answer is an error.
+func (s *Service) post(ctx context.Context, tenant string, d due, secret string) (int, error) {
 	body, err := json.Marshal(map[string]any{"id": d.eventID, "type": d.eventType, "tenant_id": tenant, "data": d.payload})
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -468,8 +562,8 @@ func (s *Service) post(ctx context.Context, tenant string, d due) (int, error) {
 	req.Header.Set("User-Agent", "BitVault-Webhooks/1")
 	req.Header.Set(HeaderEvent, d.eventType)
 	req.Header.Set(HeaderDelivery, d.id)
-	req.Header.Set(HeaderSignature, Sign(d.secret, s.cfg.Now(), body))
-	resp, err := s.cfg.Client.Do(req)
+	req.Header.Set(HeaderSignature, Sign(secret, s.cfg.Now(), body))
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -481,8 +575,100 @@ func (s *Service) post(ctx context.Context, tenant string, d due) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// reencryptQuietly is ReencryptTenant for the paths that must not fail because of it.
+func (s *Service) reencryptQuietly(ctx context.Context, tenant string) {
+	if _, err := s.ReencryptTenant(ctx, tenant); err != nil && ctx.Err() == nil {
+		s.logger.WarnContext(ctx, "webhook secrets re-encryption failed", slog.String("tenant", tenant), slog.String("error", err.Error()))
+	}
+}
+
+// ReencryptAll re-encrypts the secrets of every tenant that has some not sealed under the
+// active key (webhook_secret_stale_tenants), and returns how many it rewrote. The dispatcher
+// runs it at start, so that legacy plaintext rows and rows of a rotated-out key do not wait
+// for their tenant's next delivery.
+func (s *Service) ReencryptAll(ctx context.Context) (int, error) {
+	rows, err := s.pool.Query(ctx, "SELECT tenant_id::text FROM webhook_secret_stale_tenants($1)", s.keys.active.id)
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: stale secrets: %w", err)
+	}
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: stale secrets: %w", err)
+	}
+	total := 0
+	for _, t := range tenants {
+		n, err := s.ReencryptTenant(ctx, t)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// ReencryptTenant seals under the active key every secret of tenant that is not (legacy
+// plaintext, or sealed under an old key) and returns how many it rewrote. Unreadable values
+// are left as they are (and logged): their deliveries fail with the reason.
+func (s *Service) ReencryptTenant(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		// FOR NO KEY UPDATE does not conflict with the key-share locks of deliveries being
+		// inserted; SKIP LOCKED leaves a row being rewritten elsewhere to that writer.
+		rows, err := tx.Query(ctx, `SELECT id::text, secret FROM webhook_endpoints
+WHERE tenant_id = $1 AND secret_key_id IS DISTINCT FROM $2 FOR NO KEY UPDATE SKIP LOCKED`, tenant, s.keys.active.id)
+		if err != nil {
+			return err
+		}
+		stale, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+			var v [2]string
+			err := r.Scan(&v[0], &v[1])
+			return v, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, row := range stale {
+			ok, err := s.reencrypt(ctx, tx, tenant, row[0], row[1])
+			if err != nil {
+				return err
+			}
+			if ok {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: re-encrypt secrets: %w", err)
+	}
+	return n, nil
+}
+
+// reencrypt rewrites one endpoint's stored secret under the active key (ok false: unreadable,
+// left as is).
+func (s *Service) reencrypt(ctx context.Context, tx pgx.Tx, tenant, id, stored string) (bool, error) {
+	secret, _, err := s.keys.open(tenant, id, stored)
+	if err != nil {
+		s.logger.WarnContext(ctx, "webhook secret unreadable, left as is", slog.String("tenant", tenant), slog.String("endpoint", id), slog.String("error", err.Error()))
+		return false, nil
+	}
+	sealed, err := s.keys.seal(tenant, id, secret)
+	if err != nil {
+		return false, err
+	}
+	_, err = tx.Exec(ctx, "UPDATE webhook_endpoints SET secret = $3 WHERE tenant_id = $1 AND id = $2::uuid", tenant, id, sealed)
+	return err == nil, err
+}
+
 // RunDispatcher dispatches every Config.Interval until ctx ends.
 func (s *Service) RunDispatcher(ctx context.Context) error {
+	n, err := s.ReencryptAll(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.logger.WarnContext(ctx, "webhook secrets re-encryption failed", slog.String("error", err.Error()))
+	case n > 0:
+		s.logger.InfoContext(ctx, "webhook secrets re-encrypted", slog.Int("endpoints", n), slog.String("key_id", s.keys.active.id))
+	}
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {

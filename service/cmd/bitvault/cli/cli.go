@@ -5,7 +5,9 @@
 // --output text|json (-o); flags may come before or after the arguments. With --output json
 // a command prints one JSON document on stdout and, on failure, {"error": {code, message,
 // request_id}} on stderr. Exit codes: 0 success, 1 error, 2 bad usage, 3 authentication
-// required (not logged in, session expired or revoked, wrong credentials).
+// required (not logged in, session expired or revoked, wrong credentials). A login refused
+// for too many failed attempts (429 rate_limited) is an error (1), not an authentication
+// failure: the password may be right, and the server's message says when to try again.
 package cli
 
 import (

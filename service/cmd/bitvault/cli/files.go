@@ -168,8 +168,19 @@ func mkdirCmd() *command {
 	}
 }
 
+// putResult is put's JSON output: the commit, and how the upload went.
+type putResult struct {
+	client.CommitResult
+	// Multipart says the file went up in parts; Resumed that an interrupted upload was
+	// resumed, PartsSkipped parts of it being in the store already.
+	Multipart    bool `json:"multipart,omitempty"`
+	Resumed      bool `json:"resumed,omitempty"`
+	PartsSent    int  `json:"parts_sent,omitempty"`
+	PartsSkipped int  `json:"parts_skipped,omitempty"`
+}
+
 func putCmd() *command {
-	var noClobber, quiet bool
+	var noClobber, quiet, noResume bool
 	return &command{
 		name: "put", args: "LOCAL REMOTE", summary: "upload a file",
 		help: `REMOTE is the file's path, or a folder (an existing one, or a path ending in '/')
@@ -179,11 +190,20 @@ next to it and put fails.
 
 The file is read twice: once to compute its BLAKE3 and SHA-256 (declared before
 the upload), once to stream it to the object store, hashing it again. Progress
-goes to stderr.`,
+goes to stderr.
+
+Large files go up in parts when the server's object store supports it (S3), and
+such an upload is resumable: if it is interrupted (Ctrl-C, a network error), run
+the same command again and only the missing parts are sent (the file is not
+hashed again). The record of the upload is kept in the user cache directory
+(bitvault/uploads, or $` + EnvCacheDir + `/uploads) until the upload ends; it is
+tied to the file's size and modification time, so a file changed since starts
+over. --no-resume starts over anyway.`,
 		minArgs: 2, maxArgs: 2,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&noClobber, "no-clobber", false, "fail if REMOTE exists already")
 			fs.BoolVar(&quiet, "q", false, "no progress on stderr")
+			fs.BoolVar(&noResume, "no-resume", false, "start over instead of resuming an interrupted upload")
 		},
 		run: func(a *app, args []string) error {
 			local, remote := args[0], args[1]
@@ -225,19 +245,28 @@ goes to stderr.`,
 				return usageErrorf("REMOTE must name a file")
 			}
 			pr := a.newProgress(target, quiet)
-			res, err := c.Upload(a.ctx, target, func() (io.ReadCloser, error) { return os.Open(local) }, client.UploadOptions{BaseVersion: base, Progress: pr.update})
+			resume, err := a.newFileResume(c.BaseURL(), local, st)
 			if err != nil {
-				pr.fail()
-				if e, ok := errors.AsType[*client.Error](err); ok && e.Code == client.CodeVersionConflict && e.Conflict != nil {
-					return fmt.Errorf("%s was changed by someone else meanwhile: your upload was kept as %s (%w)", target, e.Conflict.Node.Path, err)
-				}
-				if errors.Is(err, client.ErrChanged) {
-					return fmt.Errorf("%s: %w; nothing was committed, try again", local, err)
-				}
 				return err
 			}
+			if noResume {
+				if err := resume.Clear(); err != nil {
+					return err
+				}
+			}
+			var stats client.UploadStats
+			opts := client.UploadOptions{BaseVersion: base, Progress: pr.update, Resume: resume, Stats: &stats, Notice: func(msg string) {
+				pr.fail() // clears the progress line
+				fmt.Fprintf(a.stderr, "%s\n", msg)
+			}}
+			res, err := c.Upload(a.ctx, target, func() (io.ReadCloser, error) { return os.Open(local) }, opts)
+			if err != nil {
+				pr.fail()
+				return putError(local, target, err, resume)
+			}
 			pr.done(fmt.Sprintf("uploaded %s to %s", humanSize(res.Version.Size), res.Node.Path))
-			return a.print(res, func(w io.Writer) {
+			out := putResult{CommitResult: res, Multipart: stats.Multipart, Resumed: stats.Resumed, PartsSent: stats.PartsSent, PartsSkipped: stats.PartsSkipped}
+			return a.print(out, func(w io.Writer) {
 				dedup := ""
 				if res.Deduplicated {
 					dedup = ", deduplicated"
@@ -246,6 +275,21 @@ goes to stderr.`,
 			})
 		},
 	}
+}
+
+// putError explains a failed put: a conflict, a file changed during the upload, or an
+// interruption of a resumable upload (whose record is still there).
+func putError(local, target string, err error, resume *fileResume) error {
+	if e, ok := errors.AsType[*client.Error](err); ok && e.Code == client.CodeVersionConflict && e.Conflict != nil {
+		return fmt.Errorf("%s was changed by someone else meanwhile: your upload was kept as %s (%w)", target, e.Conflict.Node.Path, err)
+	}
+	if errors.Is(err, client.ErrChanged) {
+		return fmt.Errorf("%s: %w; nothing was committed, try again", local, err)
+	}
+	if rec, _ := resume.Load(); rec != nil {
+		return fmt.Errorf("%w\nthe upload is resumable: run the same command again to send the missing parts", err)
+	}
+	return err
 }
 
 // pickVersion finds a file's version by number or id ("" is the current one).

@@ -86,7 +86,7 @@ type syncMove struct {
 
 func syncCmd() *command {
 	var deviceName string
-	var quiet bool
+	var quiet, watch bool
 	return &command{
 		name: "sync", args: "LOCALDIR", summary: "pull the remote files into a local folder (changes since the last sync)",
 		help: `The first sync registers LOCALDIR as a device, lists the whole namespace and
@@ -96,11 +96,16 @@ nodes deleted. The state (device, cursor, what was written) is kept in
 LOCALDIR/.bitvault. Sync only pulls: a local file changed since it was synced is
 set aside (renamed *.local-TIMESTAMP) rather than overwritten or deleted, as is an
 unknown file in the way. A cursor the server can no longer resume (cursor_stale)
-triggers a full resync.`,
+triggers a full resync.
+
+With --watch, sync keeps running after the first pass: it long-polls the server for
+changes after its cursor and applies them as they come, printing each pass (with
+--output json, one JSON document per pass), until interrupted (Ctrl-C).`,
 		minArgs: 1, maxArgs: 1,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&deviceName, "device-name", "", "the device's name on the server (default: host:LOCALDIR)")
 			fs.BoolVar(&quiet, "q", false, "no progress on stderr")
+			fs.BoolVar(&watch, "watch", false, "keep running: apply the changes as they come, until interrupted")
 		},
 		run: func(a *app, args []string) error {
 			c, err := a.authClient()
@@ -115,6 +120,9 @@ triggers a full resync.`,
 				return err
 			}
 			s := &syncer{a: a, c: c, dir: dir, quiet: quiet}
+			if watch {
+				return s.watch(deviceName)
+			}
 			return s.run(deviceName)
 		},
 	}
@@ -128,6 +136,8 @@ type syncer struct {
 	st    *syncState
 	res   syncResult
 	now   time.Time
+	// registered is the device registered by this command (once, not on every pass).
+	registered string
 }
 
 func (s *syncer) statePath() string { return filepath.Join(s.dir, StateDir, stateFile) }
@@ -202,8 +212,11 @@ func (s *syncer) run(deviceName string) error {
 	if len(deviceName) > 200 {
 		deviceName = deviceName[len(deviceName)-200:]
 	}
-	if _, err := s.c.RegisterDevice(ctx, client.NewDevice{ID: st.DeviceID, Name: deviceName}); err != nil {
-		return fmt.Errorf("register the device: %w", err)
+	if s.registered != st.DeviceID {
+		if _, err := s.c.RegisterDevice(ctx, client.NewDevice{ID: st.DeviceID, Name: deviceName}); err != nil {
+			return fmt.Errorf("register the device: %w", err)
+		}
+		s.registered = st.DeviceID
 	}
 	s.res = syncResult{Local: s.dir, DeviceID: st.DeviceID, FromCursor: st.Cursor, Downloaded: []string{}, Moved: []syncMove{},
 		Deleted: []string{}, Folders: []string{}, Kept: []string{}, Skipped: []string{}, Warnings: []string{}}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
 )
@@ -125,9 +127,21 @@ func (e *Coded) Error() string { return e.Code + ": " + e.Message }
 // New returns a *Coded error.
 func New(code, message string) error { return &Coded{Code: code, Message: message} }
 
+// Retryer is an error that says when the request may be tried again (a rate limit's
+// rejection): WriteError answers it with a Retry-After header.
+type Retryer interface {
+	error
+	RetryAfter() time.Duration
+}
+
 // WriteError answers with err's code and message when it is (or wraps) a *Coded, and with a
-// 500 "internal" otherwise, whose details go to logger (never to the client).
+// 500 "internal" otherwise, whose details go to logger (never to the client). An err that is
+// (or wraps) a Retryer also sets Retry-After, in whole seconds rounded up.
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	if re, ok := errors.AsType[Retryer](err); ok {
+		secs := max(1, (re.RetryAfter()+time.Second-1)/time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+	}
 	if c, ok := errors.AsType[*Coded](err); ok {
 		WriteCode(w, r, c.Code, c.Message)
 		return

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	bvlog "github.com/bitvault/bitvault/service/internal/platform/log"
 )
@@ -97,6 +98,42 @@ func TestStatusAndWriteError(t *testing.T) {
 			}
 			if tt.wantErr == CodeInternal && !strings.Contains(logs.String(), "connection refused") {
 				t.Errorf("internal error not logged: %q", logs.String())
+			}
+		})
+	}
+}
+
+// retryErr is a Retryer wrapping a coded error, as a rate limiter's rejection is.
+type retryErr struct {
+	wait time.Duration
+	err  error
+}
+
+func (e retryErr) Error() string             { return e.err.Error() }
+func (e retryErr) Unwrap() error             { return e.err }
+func (e retryErr) RetryAfter() time.Duration { return e.wait }
+
+// TestWriteErrorRetryAfter: a Retryer, wrapped or not, gets Retry-After in whole seconds
+// rounded up (at least 1); other errors get none.
+func TestWriteErrorRetryAfter(t *testing.T) {
+	limited := New(CodeRateLimited, "slow down")
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"whole seconds", retryErr{90 * time.Second, limited}, "90"},
+		{"rounded up", retryErr{1500 * time.Millisecond, limited}, "2"},
+		{"at least one", retryErr{time.Millisecond, limited}, "1"},
+		{"wrapped", fmt.Errorf("login: %w", retryErr{time.Minute, limited}), "60"},
+		{"not a retryer", limited, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			WriteError(rec, httptest.NewRequest(http.MethodPost, "/v1/x", nil), nil, tt.err)
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != tt.want {
+				t.Errorf("status %d, Retry-After %q; want 429, %q", rec.Code, rec.Header().Get("Retry-After"), tt.want)
 			}
 		})
 	}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/bitvault/bitvault/service/internal/client"
+)
+
+// EnvCacheDir overrides the directory of put's resume records (default
+// os.UserCacheDir()/bitvault).
+const EnvCacheDir = "BITVAULT_CACHE_DIR"
+
+// resumeRecord is what put keeps on disk while a multipart upload is in progress: the
+// client's record, and what it was for (shown by nobody, but useful to whoever looks).
+type resumeRecord struct {
+	client.ResumeRecord
+	Server    string    `json:"server"`
+	Local     string    `json:"local"`
+	ModTime   time.Time `json:"mod_time"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// fileResume is a client.ResumeStore in one file under <cache>/uploads, named after the
+// server, the local file's absolute path, its size and its modification time: a file that
+// changed gets another record, so its stale upload is never resumed with other bytes.
+type fileResume struct {
+	path    string
+	server  string
+	local   string
+	modTime time.Time
+}
+
+// uploadsDir is where the resume records live.
+func (a *app) uploadsDir() (string, error) {
+	dir := a.env.getenv(EnvCacheDir)
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no directory for resume records: %v (set %s, or use --no-resume)", err, EnvCacheDir)
+		}
+		dir = filepath.Join(base, "bitvault")
+	}
+	return filepath.Join(dir, "uploads"), nil
+}
+
+// newFileResume returns the resume store of local (st is its stat) uploaded to server.
+func (a *app) newFileResume(server, local string, st fs.FileInfo) (*fileResume, error) {
+	dir, err := a.uploadsDir()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(local)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	for _, s := range []string{server, abs, strconv.FormatInt(st.Size(), 10), strconv.FormatInt(st.ModTime().UnixNano(), 10)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	name := hex.EncodeToString(h.Sum(nil))[:32] + ".json"
+	return &fileResume{path: filepath.Join(dir, name), server: server, local: abs, modTime: st.ModTime()}, nil
+}
+
+// Load implements client.ResumeStore; an unreadable record counts as none.
+func (f *fileResume) Load() (*client.ResumeRecord, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resume record: %w", err)
+	}
+	var r resumeRecord
+	if err := json.Unmarshal(b, &r); err != nil || r.UploadID == "" {
+		return nil, nil
+	}
+	return &r.ResumeRecord, nil
+}
+
+// Save implements client.ResumeStore: the record is private (0600 in a 0700 directory) and
+// replaced atomically.
+func (f *fileResume) Save(rec client.ResumeRecord) error {
+	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(resumeRecord{ResumeRecord: rec, Server: f.server, Local: f.local, ModTime: f.modTime, CreatedAt: time.Now().UTC()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".record-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), f.path)
+}
+
+// Clear implements client.ResumeStore.
+func (f *fileResume) Clear() error {
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

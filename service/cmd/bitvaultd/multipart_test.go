@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -70,6 +73,34 @@ func contractMultipart(t *testing.T) *stack {
 	if _, err := c.Commit(ctx, client.CommitRequest{UploadID: up.ID}); err != nil {
 		t.Fatal(err)
 	}
+
+	// A multipart upload cancelled after one part: cancelled (twice: idempotent), shown as
+	// such, and no longer committable.
+	up, err = c.CreateUpload(ctx, client.NewUpload{Path: "/c/cancelled.bin", Size: d.Size, BLAKE3: d.BLAKE3})
+	if err != nil || up.Multipart == nil {
+		t.Fatalf("CreateUpload = %+v, %v", up, err)
+	}
+	parts, err = c.PresignParts(ctx, up.ID, []int{1})
+	if err != nil || len(parts) != 1 {
+		t.Fatalf("PresignParts = %+v, %v", parts, err)
+	}
+	if err := c.PutContent(ctx, parts[0].Upload, bytes.NewReader(content[:parts[0].Size]), parts[0].Size); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := c.CancelUpload(ctx, up.ID); err != nil {
+			t.Fatalf("CancelUpload: %v", err)
+		}
+	}
+	if st, err := c.GetUpload(ctx, up.ID); err != nil || st.Status != "cancelled" || len(st.Parts) != 0 {
+		t.Fatalf("GetUpload after cancel = %+v, %v", st, err)
+	}
+	if _, err := c.Commit(ctx, client.CommitRequest{UploadID: up.ID}); !client.IsCode(err, client.CodeConflict) || !strings.Contains(err.Error(), "upload was cancelled") {
+		t.Fatalf("commit of a cancelled upload: %v", err)
+	}
+	if err := c.CancelUpload(ctx, "00000000-0000-4000-8000-000000000000"); !client.IsNotFound(err) {
+		t.Fatalf("cancel of an unknown upload: %v", err)
+	}
 	return s
 }
 
@@ -80,9 +111,15 @@ type interruptingTransport struct {
 	limit  int // 0: no limit
 	parts  int
 	cancel context.CancelFunc
+	// failCancel fails the cancellations of uploads (DELETE /v1/uploads/{id}), as a network
+	// error would.
+	failCancel bool
 }
 
 func (tr *interruptingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tr.failCancel && r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/uploads/") {
+		return nil, errors.New("connection reset (test)")
+	}
 	if r.Method == http.MethodPut && r.URL.Query().Has("uploadId") {
 		tr.mu.Lock()
 		stop := tr.limit > 0 && tr.parts >= tr.limit
@@ -102,9 +139,15 @@ func (tr *interruptingTransport) RoundTrip(r *http.Request) (*http.Response, err
 // returns the result and how many parts were sent.
 func putRun(t *testing.T, env map[string]string, limit int, args ...string) (cliResult, int) {
 	t.Helper()
+	return putRunWith(t, env, &interruptingTransport{limit: limit}, args...)
+}
+
+// putRunWith runs bitvault put through tr.
+func putRunWith(t *testing.T, env map[string]string, tr *interruptingTransport, args ...string) (cliResult, int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tr := &interruptingTransport{limit: limit, cancel: cancel}
+	tr.cancel = cancel
 	var out, errb bytes.Buffer
 	code := cli.Run(ctx, append([]string{"put"}, args...), cli.Env{
 		Stdout: &out, Stderr: &errb, Version: "test", HTTPClient: &http.Client{Transport: tr},
@@ -185,21 +228,83 @@ func TestCLIResumablePut(t *testing.T) {
 		t.Fatalf("interrupted put: exit %d, records %v", r.code, records())
 	}
 	r, sent = putRun(t, env, 0, local, "/big3.bin", "--no-resume")
-	if r.code != cli.ExitOK || sent != 3 || strings.Contains(r.stderr, "resuming") {
+	if r.code != cli.ExitOK || sent != 3 || strings.Contains(r.stderr, "resuming") || strings.Contains(r.stderr, "warning") {
 		t.Fatalf("put --no-resume: exit %d, %d parts, stderr %q", r.code, sent, r.stderr)
+	}
+	// ... and cancels the discarded upload on the server (its parts aborted).
+	if got := uploadStatuses(t, s, "/big3.bin"); got != "cancelled committed" {
+		t.Errorf("uploads of /big3.bin: %s, want the interrupted one cancelled, the new one committed", got)
+	}
+
+	// A file changed since its interrupted upload starts over, cancelling that upload and
+	// dropping its record.
+	r, _ = putRun(t, env, 1, local, "/big4.bin")
+	if r.code != cli.ExitError || len(records()) != 1 {
+		t.Fatalf("interrupted put: exit %d, records %v", r.code, records())
+	}
+	content[0] ^= 0xff
+	writeFile(t, local, content)
+	future := time.Now().Add(time.Minute)
+	if err := os.Chtimes(local, future, future); err != nil {
+		t.Fatal(err)
+	}
+	r, sent = putRun(t, env, 0, local, "/big4.bin")
+	if r.code != cli.ExitOK || sent != 3 || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("put of the changed file: exit %d, %d parts, stderr %q", r.code, sent, r.stderr)
+	}
+	if got := uploadStatuses(t, s, "/big4.bin"); got != "cancelled committed" {
+		t.Errorf("uploads of /big4.bin: %s, want the interrupted one cancelled, the new one committed", got)
+	}
+	if recs := records(); len(recs) != 0 {
+		t.Errorf("records %v left", recs)
+	}
+
+	// Cancelling is best effort: a failure (here: the server cannot be reached for it) is a
+	// warning, and the put goes on.
+	r, _ = putRun(t, env, 1, local, "/big5.bin")
+	if r.code != cli.ExitError || len(records()) != 1 {
+		t.Fatalf("interrupted put: exit %d, records %v", r.code, records())
+	}
+	r, sent = putRunWith(t, env, &interruptingTransport{failCancel: true}, local, "/big5.bin", "--no-resume")
+	if r.code != cli.ExitOK || sent != 3 || !strings.Contains(r.stderr, "warning: the previous upload") || !strings.Contains(r.stderr, "was not cancelled") {
+		t.Fatalf("put --no-resume, cancel refused: exit %d, %d parts, stderr %q", r.code, sent, r.stderr)
+	}
+	if got := uploadStatuses(t, s, "/big5.bin"); got != "pending committed" {
+		t.Errorf("uploads of /big5.bin: %s, want the one not cancelled pending, the new one committed", got)
 	}
 	s.checkTraffic(t)
 }
 
-// expireUploads makes every pending upload of the stack expired, as time would.
-func expireUploads(t *testing.T, s *stack) {
+// uploadStatuses returns the statuses of the uploads to path, oldest first.
+func uploadStatuses(t *testing.T, s *stack, path string) string {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), s.SuperDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(context.Background(), "UPDATE uploads SET expires_at = now() - interval '1 second' WHERE status = 'pending'"); err != nil {
+	var got string
+	if err := pool.QueryRow(context.Background(), "SELECT coalesce(string_agg(status, ' ' ORDER BY created_at, status), '') FROM uploads WHERE path = $1", path).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// expireUploads makes every pending upload of the stack expired, as time would.
+func expireUploads(t *testing.T, s *stack) {
+	t.Helper()
+	superExec(t, s, "UPDATE uploads SET expires_at = now() - interval '1 second' WHERE status = 'pending'")
+}
+
+// superExec runs sql on the stack's database, bypassing row-level security.
+func superExec(t *testing.T, s *stack, sql string) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), s.SuperDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(context.Background(), sql); err != nil {
 		t.Fatal(err)
 	}
 }

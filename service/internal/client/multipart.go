@@ -40,7 +40,7 @@ type UploadState struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	BLAKE3 string `json:"blake3"`
-	// Status is pending, committed, conflicted, rejected or expired.
+	// Status is pending, committed, conflicted, rejected, expired or cancelled.
 	Status    string     `json:"status"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	Multipart *Multipart `json:"multipart,omitempty"`
@@ -59,6 +59,15 @@ func (c *Client) GetUpload(ctx context.Context, id string) (UploadState, error) 
 	var out UploadState
 	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/uploads/" + pathID(id), auth: true}, &out)
 	return out, err
+}
+
+// CancelUpload cancels a pending upload (DELETE /v1/uploads/{id}): the server aborts its
+// multipart upload and deletes its staged bytes, and a later commit of it fails. Cancelling
+// a cancelled upload succeeds again; an upload that finished otherwise (committed, expired,
+// ...) is a conflict error.
+func (c *Client) CancelUpload(ctx context.Context, id string) error {
+	_, err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/uploads/" + pathID(id), auth: true, want: http.StatusNoContent}, nil)
+	return err
 }
 
 // PresignParts returns presigned uploads of parts of a multipart upload (POST

@@ -47,8 +47,10 @@ func (e *VersionConflict) Error() string { return apierror.CodeVersionConflict +
 // upload is a row of uploads.
 type upload struct {
 	id, path, stagingKey, blake3, status string
-	size                                 int64
-	expiresAt                            time.Time
+	// createdBy is the uploader's user id.
+	createdBy string
+	size      int64
+	expiresAt time.Time
 	// multipartID is the store's multipart upload id ("" for a single PUT), cut as plan.
 	multipartID string
 	plan        MultipartInfo
@@ -125,6 +127,8 @@ func (t *txn) upload(ctx context.Context, id, lock string) (upload, error) {
 	switch {
 	case err != nil:
 		return upload{}, err
+	case u.status == StatusCancelled:
+		return upload{}, conflict("upload was cancelled: start a new one")
 	case u.status != "pending":
 		return upload{}, conflict("upload %s is %s already", id, u.status)
 	case !t.s.now().Before(u.expiresAt):
@@ -140,13 +144,13 @@ func (t *txn) anyUpload(ctx context.Context, id string) (upload, error) {
 
 func (t *txn) readUpload(ctx context.Context, id, lock string) (upload, error) {
 	u := upload{id: id}
-	q := "SELECT path, staging_key, blake3, status, size, expires_at, multipart_id, part_size FROM uploads WHERE tenant_id = $1 AND id = $2"
+	q := "SELECT path, staging_key, blake3, status, created_by, size, expires_at, multipart_id, part_size FROM uploads WHERE tenant_id = $1 AND id = $2"
 	if lock != "" {
 		q += " " + lock
 	}
 	var multipartID *string
 	var partSize *int64
-	err := t.tx.QueryRow(ctx, q, t.tenant, id).Scan(&u.path, &u.stagingKey, &u.blake3, &u.status, &u.size, &u.expiresAt, &multipartID, &partSize)
+	err := t.tx.QueryRow(ctx, q, t.tenant, id).Scan(&u.path, &u.stagingKey, &u.blake3, &u.status, &u.createdBy, &u.size, &u.expiresAt, &multipartID, &partSize)
 	if isNoRows(err) {
 		return upload{}, apierror.New(apierror.CodeNotFound, "upload not found")
 	}

@@ -14,7 +14,9 @@
 // PUT, which makes them resumable (see multipart.go); commit assembles the parts first and
 // then verifies the object the same way.
 // Then one transaction writes the node (creating missing parent folders), the version, the
-// change-journal row and the outbox row (files.version.created).
+// change-journal row and the outbox row (files.version.created). A client that gives up a
+// pending upload cancels it (DELETE /v1/uploads/{id}, CancelUpload): it is finished as
+// cancelled, its staged bytes and parts are discarded, and it stops counting toward the quota.
 //
 // # Decisions
 //

@@ -27,6 +27,7 @@ var paths = []string{"/v1/files", "/v1/files/commit", "/v1/files/{id}/content", 
 //	POST   /v1/files                 {path, size, blake3, sha256?} → 201 upload: id and presigned PUT
 //	POST   /v1/files/commit          {upload_id, base_version?} → 201 {node, version}; 409 version_conflict
 //	GET    /v1/uploads/{id}          upload with its stored parts (resuming a multipart upload)
+//	DELETE /v1/uploads/{id}          cancel a pending upload (idempotent) → 204
 //	POST   /v1/uploads/{id}/parts    {part_numbers} → {parts: presigned part uploads}
 //	GET    /v1/files/{id}/content    ?version= → 302 to a presigned GET
 //	POST   /v1/folders               {path} → 201 node
@@ -48,7 +49,7 @@ func (s *Service) Routes(mux *http.ServeMux, auth Authenticator) {
 	}
 	route("/v1/files", h.createUpload, http.MethodPost)
 	route("/v1/files/commit", h.commit, http.MethodPost)
-	route("/v1/uploads/{id}", h.getUpload, http.MethodGet)
+	route("/v1/uploads/{id}", h.upload, http.MethodGet, http.MethodDelete)
 	route("/v1/uploads/{id}/parts", h.presignParts, http.MethodPost)
 	route("/v1/files/{id}/content", h.content, http.MethodGet)
 	route("/v1/folders", h.createFolder, http.MethodPost)
@@ -132,7 +133,15 @@ func (h *handlers) commit(w http.ResponseWriter, r *http.Request, p identity.Pri
 	httpx.WriteJSON(w, http.StatusCreated, res)
 }
 
-func (h *handlers) getUpload(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+func (h *handlers) upload(w http.ResponseWriter, r *http.Request, p identity.Principal) {
+	if r.Method == http.MethodDelete {
+		if err := h.s.CancelUpload(r.Context(), p, r.PathValue("id")); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	u, err := h.s.GetUpload(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)

@@ -84,8 +84,8 @@ type UploadState struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	BLAKE3 string `json:"blake3"`
-	// Status is pending, committed, conflicted, rejected or expired (a pending upload past
-	// its expiry is expired, whether the GC has swept it or not).
+	// Status is pending, committed, conflicted, rejected, expired (a pending upload past its
+	// expiry is expired, whether the GC has swept it or not) or cancelled (CancelUpload).
 	Status    string         `json:"status"`
 	ExpiresAt time.Time      `json:"expires_at"`
 	Multipart *MultipartInfo `json:"multipart,omitempty"`
@@ -93,14 +93,15 @@ type UploadState struct {
 	Parts []Part `json:"parts"`
 }
 
-// GetUpload returns an upload with the parts the store has.
-func (s *Service) GetUpload(ctx context.Context, p identity.Principal, id string) (UploadState, error) {
+// loadUpload reads upload id (whatever its status) for p, who must be allowed to write at
+// its path (authorizeUpload); op names the operation in errors.
+func (s *Service) loadUpload(ctx context.Context, p identity.Principal, id, op string) (upload, error) {
 	if err := s.gate(p, true); err != nil {
-		return UploadState{}, err
+		return upload{}, err
 	}
 	uploadID, ok := parseUUID(id)
 	if !ok {
-		return UploadState{}, apierror.New(apierror.CodeNotFound, "upload not found")
+		return upload{}, apierror.New(apierror.CodeNotFound, "upload not found")
 	}
 	var u upload
 	err := s.inTx(ctx, p.TenantID, p.UserID, func(t *txn) error {
@@ -109,9 +110,18 @@ func (s *Service) GetUpload(ctx context.Context, p identity.Principal, id string
 		return err
 	})
 	if err != nil {
-		return UploadState{}, wrap("get upload", err)
+		return upload{}, wrap(op, err)
 	}
 	if err := s.authorizeUpload(ctx, p, u); err != nil {
+		return upload{}, err
+	}
+	return u, nil
+}
+
+// GetUpload returns an upload with the parts the store has.
+func (s *Service) GetUpload(ctx context.Context, p identity.Principal, id string) (UploadState, error) {
+	u, err := s.loadUpload(ctx, p, id, "get upload")
+	if err != nil {
 		return UploadState{}, err
 	}
 	st := UploadState{ID: u.id, Path: u.path, Size: u.size, BLAKE3: u.blake3, Status: u.status, ExpiresAt: u.expiresAt, Parts: []Part{}}

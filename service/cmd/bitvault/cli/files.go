@@ -198,7 +198,9 @@ the same command again and only the missing parts are sent (the file is not
 hashed again). The record of the upload is kept in the user cache directory
 (bitvault/uploads, or $` + EnvCacheDir + `/uploads) until the upload ends; it is
 tied to the file's size and modification time, so a file changed since starts
-over. --no-resume starts over anyway.`,
+over. --no-resume starts over anyway. Starting over cancels the abandoned upload
+on the server (if that fails, a warning says so and the upload expires on its
+own).`,
 		minArgs: 2, maxArgs: 2,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&noClobber, "no-clobber", false, "fail if REMOTE exists already")
@@ -249,10 +251,8 @@ over. --no-resume starts over anyway.`,
 			if err != nil {
 				return err
 			}
-			if noResume {
-				if err := resume.Clear(); err != nil {
-					return err
-				}
+			if err := a.discardResume(c, resume, noResume); err != nil {
+				return err
 			}
 			var stats client.UploadStats
 			opts := client.UploadOptions{BaseVersion: base, Progress: pr.update, Resume: resume, Stats: &stats, Notice: func(msg string) {

@@ -123,3 +123,62 @@ func (f *fileResume) Clear() error {
 	}
 	return nil
 }
+
+// Stale returns the other records of the same local file on the same server: records made
+// when the file had another size or modification time, whose uploads can never be resumed
+// (their content is not the file's any more). Unreadable records are skipped.
+func (f *fileResume) Stale() ([]*fileResume, []client.ResumeRecord) {
+	entries, err := os.ReadDir(filepath.Dir(f.path))
+	if err != nil {
+		return nil, nil
+	}
+	var stores []*fileResume
+	var recs []client.ResumeRecord
+	for _, e := range entries {
+		path := filepath.Join(filepath.Dir(f.path), e.Name())
+		if !e.Type().IsRegular() || filepath.Ext(e.Name()) != ".json" || path == f.path {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var r resumeRecord
+		if json.Unmarshal(b, &r) != nil || r.UploadID == "" || r.Server != f.server || r.Local != f.local {
+			continue
+		}
+		stores = append(stores, &fileResume{path: path, server: r.Server, local: r.Local, modTime: r.ModTime})
+		recs = append(recs, r.ResumeRecord)
+	}
+	return stores, recs
+}
+
+// discardResume drops the resume records put will not resume: the file's own record with
+// --no-resume (all), and the records of the file as it was before it changed. Their uploads
+// are cancelled on the server, so that they stop holding quota and staged parts until they
+// expire; best effort: a failure is a warning, the record goes anyway (the upload expires).
+func (a *app) discardResume(c *client.Client, resume *fileResume, all bool) error {
+	stores, recs := resume.Stale()
+	if all {
+		rec, err := resume.Load()
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			stores, recs = append(stores, resume), append(recs, *rec)
+		}
+	}
+	for i, f := range stores {
+		err := c.CancelUpload(a.ctx, recs[i].UploadID)
+		switch {
+		case err == nil, client.IsNotFound(err), client.IsCode(err, client.CodeConflict):
+			// Cancelled, or gone or finished already: nothing left to cancel.
+		default:
+			fmt.Fprintf(a.stderr, "bitvault put: warning: the previous upload %s of %s was not cancelled: %v (it expires on its own)\n", recs[i].UploadID, recs[i].Path, err)
+		}
+		if err := f.Clear(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -8,7 +8,11 @@
 // bitvaultd does (BITVAULT_STORAGE, BITVAULT_S3_*, BITVAULT_BLOB_GRACE, BITVAULT_WEBHOOK_*,
 // the secrets' key BITVAULT_SECRET_KEY or BITVAULT_TOKEN_KEY, …: internal/backend, the same
 // constructor; give both binaries the same environment); with BITVAULT_STORAGE=none the GC
-// and the indexer do not run. Readiness checks the database, NATS and the object store. In
+// and the indexer do not run. BITVAULT_STORAGE=fs is refused (a configuration error): the
+// filesystem store lives in a directory of its own process (by default under its own
+// BITVAULT_DATA_DIR), so the worker's GC and indexer would act on another, empty store than
+// bitvaultd's; set BITVAULT_STORAGE_SHARED=true to declare that BITVAULT_STORAGE_DIR is the
+// very directory bitvaultd serves (a shared volume) and accept it. Readiness checks the database, NATS and the object store. In
 // the lite profile
 // bitvaultd runs the consumers itself and the worker only idles (logging "idle" at debug
 // level). Also: configuration, JSON logs on stdout, the probes (/healthz, /readyz on
@@ -19,8 +23,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/backend"
@@ -28,6 +35,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/events"
 	"github.com/bitvault/bitvault/service/internal/platform/app"
 	"github.com/bitvault/bitvault/service/internal/platform/config"
+	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -35,6 +43,11 @@ var (
 	version = "dev"
 	commit  = "unknown"
 )
+
+// EnvStorageShared (true or false, default false) declares that the filesystem object
+// store's directory (BITVAULT_STORAGE_DIR) is shared with bitvaultd: without it, the worker
+// refuses BITVAULT_STORAGE=fs.
+const EnvStorageShared = "BITVAULT_STORAGE_SHARED"
 
 // idleInterval is how often the placeholder loop logs.
 const idleInterval = 30 * time.Second
@@ -81,6 +94,9 @@ func initConsumers(ctx context.Context, env app.Env, run *func(context.Context) 
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
+	if err := checkSharedStore(env.Lookup, bcfg); err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
 	pool, err := db.Open(ctx, dbc.URL, dbc.Wait)
 	if err != nil {
 		return app.Module{}, err
@@ -102,6 +118,27 @@ func initConsumers(ctx context.Context, env app.Env, run *func(context.Context) 
 		closeBus()
 		pool.Close()
 	}}, nil
+}
+
+// checkSharedStore refuses the filesystem object store unless EnvStorageShared declares its
+// directory shared with bitvaultd: a store of the worker's own would be another, empty one.
+func checkSharedStore(lookup func(string) (string, bool), cfg backend.Config) error {
+	if cfg.Storage.Backend != storage.BackendFS {
+		return nil
+	}
+	shared := false
+	if v, _ := lookup(EnvStorageShared); strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q: want true or false", EnvStorageShared, v)
+		}
+		shared = b
+	}
+	if !shared {
+		return fmt.Errorf("%s=%s: the worker's filesystem store (%s) would not be bitvaultd's, and the GC and the indexer would act on an empty store; use %s=s3, or set %s=true if %s is a directory shared with bitvaultd",
+			storage.EnvStorage, storage.BackendFS, cfg.Storage.FSDir, storage.EnvStorage, EnvStorageShared, storage.EnvStorageDir)
+	}
+	return nil
 }
 
 // idleLoop is the placeholder main loop: it does no work, it logs "idle" at debug level

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitvault/bitvault/service/internal/platform/app"
+	"github.com/bitvault/bitvault/service/internal/platform/config"
+	"github.com/bitvault/bitvault/service/internal/platform/health"
 	"github.com/bitvault/bitvault/service/internal/platform/processtest"
 )
 
@@ -84,5 +89,51 @@ func TestBinarySIGTERM(t *testing.T) {
 		if !p.HasMessage(msg) {
 			t.Errorf("no %q log line", msg)
 		}
+	}
+}
+
+// TestStandardRefusesOwnFSStore: in the standard profile, the filesystem object store is a
+// configuration error (the worker's would be another, empty store than bitvaultd's) unless
+// BITVAULT_STORAGE_SHARED=true declares its directory shared; s3 is fine.
+func TestStandardRefusesOwnFSStore(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k"), 32))
+	base := []string{"BITVAULT_PROFILE=standard", "BITVAULT_NATS_URL=nats://127.0.0.1:1",
+		"BITVAULT_DATABASE_URL=postgres://bitvault_app@127.0.0.1:1/bitvault", "BITVAULT_TOKEN_KEY=" + key}
+	fs := []string{"BITVAULT_STORAGE=fs", "BITVAULT_PUBLIC_URL=http://localhost:8080"}
+	tests := []struct {
+		name    string
+		env     []string
+		wantErr string // "": the storage settings pass (the start fails later, without a database)
+	}{
+		{"fs refused", fs, "BITVAULT_STORAGE_SHARED=true"},
+		{"fs, not shared", append([]string{"BITVAULT_STORAGE_SHARED=false"}, fs...), "BITVAULT_STORAGE_SHARED=true"},
+		{"fs, bad flag", append([]string{"BITVAULT_STORAGE_SHARED=maybe"}, fs...), "BITVAULT_STORAGE_SHARED"},
+		{"fs, shared", append([]string{"BITVAULT_STORAGE_SHARED=true", "BITVAULT_STORAGE_DIR=" + t.TempDir()}, fs...), ""},
+		{"s3", []string{"BITVAULT_STORAGE=s3", "BITVAULT_S3_BUCKET=b", "BITVAULT_S3_ACCESS_KEY_ID=a", "BITVAULT_S3_SECRET_ACCESS_KEY=s"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"BITVAULT_DATABASE_WAIT": "0s"}
+			for _, kv := range append(append([]string{}, base...), tt.env...) {
+				k, v, _ := strings.Cut(kv, "=")
+				vars[k] = v
+			}
+			lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			env := app.Env{Config: config.Config{DataDir: t.TempDir()}, Lookup: lookup, Logger: slog.New(slog.DiscardHandler), Checks: health.New(0)}
+			var run func(context.Context) error
+			mod, err := initConsumers(ctx, env, &run)
+			if err == nil && mod.Close != nil {
+				mod.Close()
+			}
+			isConfig := errors.Is(err, app.ErrConfig)
+			switch {
+			case tt.wantErr != "" && (!isConfig || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("initConsumers = %v, want a configuration error naming %s", err, tt.wantErr)
+			case tt.wantErr == "" && isConfig:
+				t.Fatalf("initConsumers = %v, want the storage settings accepted", err)
+			}
+		})
 	}
 }

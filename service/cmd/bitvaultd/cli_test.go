@@ -168,7 +168,8 @@ func contains(list []string, s string) bool {
 
 // TestCLI goes through the bitvault commands against bitvaultd with the filesystem backend.
 func TestCLI(t *testing.T) {
-	s := newStack(t, "fs")
+	// No long-poll re-check within the test: only the signal wakes sync --watch.
+	s := newStack(t, "fs", "BITVAULT_SYNC_RECHECK=1h")
 	newTenant(t, s)
 	config := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", config) // os.UserConfigDir on Linux
@@ -379,7 +380,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	t.Run("sync", func(t *testing.T) { testCLISync(t, s, bv, work) })
-	t.Run("sync --watch", func(t *testing.T) { testCLISyncWatch(t, bv, work) })
+	t.Run("sync --watch", func(t *testing.T) { testCLISyncWatch(t, s, bv, work) })
 	t.Run("sharing", func(t *testing.T) { testCLISharing(t, s, bv, v2) })
 	t.Run("search", func(t *testing.T) {
 		var res struct {
@@ -540,34 +541,45 @@ SELECT tenant_id, seq FROM journal_counters WHERE tenant_id = (SELECT id FROM te
 }
 
 // testCLISyncWatch: sync --watch applies the remote changes as they come (its long poll
-// woken by the commit), printing them, until its context ends (Ctrl-C): then it exits 0.
-func testCLISyncWatch(t *testing.T, bv *cliRunner, work string) {
+// woken by the commit, not by a re-check: there is none within the test, nor by the end of
+// its 30s wait), printing them, until its context ends (Ctrl-C): then it exits 0.
+func testCLISyncWatch(t *testing.T, s *stack, bv *cliRunner, work string) {
 	dir := filepath.Join(t.TempDir(), "watched")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut lockedBuffer
 	done := make(chan int, 1)
+	parked := s.Logs.Count("long poll waiting")
 	go func() {
 		done <- cli.Run(ctx, []string{"sync", "--watch", "-q", dir}, cli.Env{
 			Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Version: "test",
 			Getenv: func(k string) string { return bv.env[k] },
 		})
 	}()
-	waitOutput := func(want string) {
+	waitOutput := func(want string, within time.Duration) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(within)
 		for !strings.Contains(out.String(), want) {
 			if time.Now().After(deadline) {
-				t.Fatalf("sync --watch printed %q, stderr %q; want %q", out.String(), errOut.String(), want)
+				t.Fatalf("sync --watch printed %q, stderr %q; want %q within %s", out.String(), errOut.String(), want, within)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitOutput("full sync")
+	waitOutput("full sync", 30*time.Second)
+	// Its long poll has read the journal and waits: the commit cannot be in that read.
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Logs.Count("long poll waiting") <= parked {
+		if time.Now().After(deadline) {
+			t.Fatal("sync --watch's long poll is not waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	local := filepath.Join(work, "watched.txt")
 	writeFile(t, local, []byte("seen live"))
 	bv.ok("put", local, "/docs/watched.txt")
-	waitOutput("downloaded docs/watched.txt")
+	// Well within the long poll's 30s wait: only the signal can have woken it.
+	waitOutput("downloaded docs/watched.txt", 15*time.Second)
 	if b := readFile(t, filepath.Join(dir, "docs", "watched.txt")); string(b) != "seen live" {
 		t.Errorf("watched.txt: %q", b)
 	}

@@ -70,7 +70,10 @@ func newEventsRig(t *testing.T, profile string) *eventsRig {
 		"BITVAULT_TOKEN_KEY="+tokenKey, "BITVAULT_BOOTSTRAP_TOKEN="+bootstrap,
 		"BITVAULT_WEBHOOK_ALLOW_HTTP=true", "BITVAULT_WEBHOOK_ALLOW_PRIVATE=true",
 		// A purge leaves the blob to the GC's sweep (without a grace, the purge deletes it).
-		"BITVAULT_BLOB_GRACE=1s", "BITVAULT_GC_INTERVAL=1s")
+		"BITVAULT_BLOB_GRACE=1s", "BITVAULT_GC_INTERVAL=1s",
+		// Only the signal can wake a long poll (no re-check within the test), and the debug
+		// log tells when one waits ("long poll waiting").
+		"BITVAULT_SYNC_RECHECK=1h", "BITVAULT_LOG_LEVEL=debug")
 	addrs := []string{freeAddr(t)}
 	if r.standard {
 		b := s3test.New(t)
@@ -92,6 +95,30 @@ func newEventsRig(t *testing.T, profile string) *eventsRig {
 	return r
 }
 
+// parked counts p's "long poll waiting" lines: each is a long poll whose read found nothing,
+// now waiting.
+func (r *eventsRig) parked(p *processtest.Process) int {
+	n := 0
+	for _, l := range p.Lines() {
+		if l["msg"] == "long poll waiting" {
+			n++
+		}
+	}
+	return n
+}
+
+// waitParked waits until p has logged n "long poll waiting" lines.
+func (r *eventsRig) waitParked(p *processtest.Process, n int) {
+	r.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for r.parked(p) < n {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d \"long poll waiting\" lines, want %d", r.parked(p), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func testEvents(t *testing.T, profile string) {
 	r := newEventsRig(t, profile)
 	first, last := r.bases[0], r.bases[len(r.bases)-1]
@@ -101,19 +128,32 @@ func testEvents(t *testing.T, profile string) {
 		t.Fatalf("POST /v1/webhooks = %d %s", code, body)
 	}
 
-	// A long poll wakes on a commit of its tenant (through another replica in standard)...
+	// A long poll wakes on a commit of its tenant (through another replica in standard), but
+	// not on another tenant's: both wait (their first read done) before acme's commit; acme's
+	// answers with it well before any re-check (1h), globex's waits on until its wait runs
+	// out, never woken (a wake-up would make it read and wait again: one more "long poll
+	// waiting" line).
 	r.upload(first, acme, "/docs/bin/first.bin", "\x00 folders first")
 	cursor := syncCursor(t, last, acme)
+	poller := r.replicas[len(r.replicas)-1]
+	parked := r.parked(poller)
 	done := longPoll(t, last, acme, cursor, "30s")
+	other := longPoll(t, last, globex, syncCursor(t, last, globex), "5s")
+	r.waitParked(poller, parked+2)
 	r.upload(first, acme, "/docs/hello.txt", "the needle in the haystack")
-	if res := <-done; res.code != http.StatusOK || len(res.page.Changes) != 1 || res.page.Changes[0].Path != "/docs/hello.txt" || res.elapsed >= 30*time.Second {
-		t.Fatalf("acme's long poll: %d (%v) after %s, %+v; want the commit within the wait", res.code, res.err, res.elapsed, res.page)
+	if res := <-done; res.code != http.StatusOK || len(res.page.Changes) != 1 || res.page.Changes[0].Path != "/docs/hello.txt" || res.elapsed >= 20*time.Second {
+		t.Fatalf("acme's long poll: %d (%v) after %s, %+v; want the commit, woken by the signal", res.code, res.err, res.elapsed, res.page)
 	}
-	// ... but not on another tenant's: it answers the empty page once the wait runs out.
-	done = longPoll(t, last, globex, syncCursor(t, last, globex), "2s")
-	r.upload(first, acme, "/docs/bin/a.bin", strings.Repeat("\x00\x01", 500))
-	if res := <-done; res.code != http.StatusOK || len(res.page.Changes) != 0 || res.elapsed < 2*time.Second {
+	select {
+	case res := <-other:
+		t.Fatalf("globex's long poll answered with acme's: %d after %s, %+v", res.code, res.elapsed, res.page)
+	default:
+	}
+	if res := <-other; res.code != http.StatusOK || len(res.page.Changes) != 0 || res.elapsed < 5*time.Second {
 		t.Fatalf("globex's long poll: %d (%v) after %s, %+v; want the empty page after the wait", res.code, res.err, res.elapsed, res.page)
+	}
+	if n := r.parked(poller) - parked; n != 2 {
+		t.Fatalf("%d \"long poll waiting\" lines, want 2: globex's long poll was woken by acme's commit", n)
 	}
 	if res := <-longPoll(t, last, acme, 0, "61s"); res.code != http.StatusBadRequest {
 		t.Fatalf("wait=61s: %d, want 400", res.code)

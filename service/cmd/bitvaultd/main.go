@@ -10,10 +10,12 @@
 // /v1/api-tokens, /v1/tenants), the files API (/v1/files, /v1/folders, /v1/nodes,
 // /v1/trash), sync (/v1/devices, /v1/sync/*), sharing (/v1/nodes/{id}/shares,
 // /v1/nodes/{id}/links, /v1/shares, /v1/links/{token}), search (/v1/search) and tenant
-// administration (/v1/admin/*: quota, usage, flags, users, audit). It is
-// configured through BITVAULT_* environment variables (see internal/platform/config,
-// internal/identity, internal/storage and internal/files), writes only to BITVAULT_DATA_DIR
-// (default /tmp), logs JSON lines to stdout and drains on SIGTERM.
+// administration (/v1/admin/*: quota, usage, flags, users, audit). It is configured through
+// BITVAULT_* environment variables (see internal/platform/config, internal/identity,
+// internal/storage, internal/files and internal/sync), writes only to BITVAULT_DATA_DIR
+// (default /tmp), logs JSON lines to stdout and drains on SIGTERM: readiness fails at once,
+// requests (long polls included) are served as usual for BITVAULT_DRAIN_DELAY, then the
+// long polls answer and the server shuts down.
 //
 // The object store is BITVAULT_STORAGE: s3 (an S3-compatible store, BITVAULT_S3_*), fs
 // (files under BITVAULT_STORAGE_DIR, uploaded and downloaded through bitvaultd's own
@@ -150,6 +152,10 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 	if err != nil {
 		return app.Module{}, app.ConfigError(err)
 	}
+	synccfg, err := bvsync.LoadConfig(env.Lookup)
+	if err != nil {
+		return app.Module{}, app.ConfigError(err)
+	}
 	env.Logger.Info("database", slog.String("database", dbc.String()), slog.Bool("migrate_at_start", dbc.OwnerURL != ""))
 	if dbc.OwnerURL != "" {
 		if _, err := db.MigrateURL(ctx, dbc.OwnerURL, dbc.Wait, env.Logger); err != nil {
@@ -218,8 +224,11 @@ func initModules(ctx context.Context, env app.Env) (app.Module, error) {
 		pool.Close()
 		return app.Module{}, err
 	}
-	// The long polls wake on the signal, and end when ctx does: draining starts.
-	syncsvc, err := bvsync.New(pool, bvsync.Config{Notifier: signal, Stop: ctx.Done()}, env.Logger)
+	// The long polls wake on the signal, and end when the shutdown begins: after the drain
+	// delay, during which they go on as usual (load balancers may still route clients here;
+	// ending them at its start would only make every client poll again and again).
+	synccfg.Notifier, synccfg.Stop = signal, env.ShuttingDown
+	syncsvc, err := bvsync.New(pool, synccfg, env.Logger)
 	if err != nil {
 		stopEvents()
 		pool.Close()

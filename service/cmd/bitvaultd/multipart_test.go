@@ -272,6 +272,28 @@ func TestCLIResumablePut(t *testing.T) {
 	if got := uploadStatuses(t, s, "/big5.bin"); got != "pending committed" {
 		t.Errorf("uploads of /big5.bin: %s, want the one not cancelled pending, the new one committed", got)
 	}
+
+	// The same file put to two remote paths, both interrupted: a record each, both resumed.
+	for _, remote := range []string{"/big6.bin", "/big7.bin"} {
+		if r, _ = putRun(t, env, 1, local, remote); r.code != cli.ExitError {
+			t.Fatalf("interrupted put to %s: exit %d %s", remote, r.code, r.stderr)
+		}
+	}
+	if recs := records(); len(recs) != 2 {
+		t.Fatalf("records %v, want one per remote path", recs)
+	}
+	for _, remote := range []string{"/big6.bin", "/big7.bin"} {
+		r, sent = putRun(t, env, 0, local, remote)
+		if r.code != cli.ExitOK || sent != 2 || !strings.Contains(r.stderr, "1 of 3 parts already uploaded") {
+			t.Fatalf("resumed put to %s: exit %d, %d parts, stderr %q", remote, r.code, sent, r.stderr)
+		}
+		if got := uploadStatuses(t, s, remote); got != "committed" {
+			t.Errorf("uploads of %s: %s, want the interrupted one resumed and committed", remote, got)
+		}
+	}
+	if recs := records(); len(recs) != 0 {
+		t.Errorf("records %v left", recs)
+	}
 	s.checkTraffic(t)
 }
 

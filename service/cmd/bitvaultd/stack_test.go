@@ -33,9 +33,34 @@ type stack struct {
 	// SuperDSN bypasses row-level security: for arranging and inspecting rows only.
 	SuperDSN string
 	Stop     func()
+	// Logs counts the server's log records (debug included) by message.
+	Logs *logCounter
 
 	mu        sync.Mutex
 	exchanges []exchange
+}
+
+// logCounter is a slog.Handler counting the records by message, at every level.
+type logCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logCounter) WithGroup(string) slog.Handler            { return h }
+func (h *logCounter) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.n[r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+
+// Count returns how many records with msg were logged.
+func (h *logCounter) Count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[msg]
 }
 
 // exchange is one API request and its answer, recorded for checkTraffic.
@@ -177,7 +202,8 @@ func newStack(t *testing.T, backend string, extra ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
+	logs := &logCounter{n: map[string]int{}}
+	logger := slog.New(logs)
 	checks := health.New(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	mod, err := sp.Init(ctx, app.Env{Config: cfg, Lookup: lookup, Logger: logger, Checks: checks})
@@ -194,7 +220,7 @@ func newStack(t *testing.T, backend string, extra ...string) *stack {
 	if mod.Routes != nil {
 		mod.Routes(mux)
 	}
-	s := &stack{URL: url, Mux: mux, Env: env, SuperDSN: d.SuperDSN}
+	s := &stack{URL: url, Mux: mux, Env: env, SuperDSN: d.SuperDSN, Logs: logs}
 	srv.Config.Handler = server.Handler(logger, s.record(mux))
 	srv.Start()
 	var stopped bool

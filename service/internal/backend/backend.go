@@ -10,7 +10,6 @@ package backend
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,13 +37,11 @@ type Config struct {
 // filesystem backend's URL-signing key defaults to one derived from BITVAULT_TOKEN_KEY (read
 // here when set), so that both binaries given the same environment derive the same key.
 func LoadConfig(lookup func(string) (string, bool), dataDir string) (Config, error) {
-	var key []byte
-	if v, _ := lookup(identity.EnvTokenKey); strings.TrimSpace(v) != "" {
-		idcfg, err := identity.LoadConfig(lookup)
-		if err != nil {
-			return Config{}, err
-		}
-		key = idcfg.TokenKey
+	// The token key alone: the worker authenticates no one, so the other identity settings
+	// (bootstrap token, login limits) are none of its business.
+	key, err := identity.LoadTokenKey(lookup)
+	if err != nil {
+		return Config{}, err
 	}
 	st, err := storage.LoadConfig(lookup, dataDir, key)
 	if err != nil {

@@ -23,6 +23,9 @@ func TestLoadConfig(t *testing.T) {
 		{"none, explicit secrets key", []string{"BITVAULT_STORAGE=none", "BITVAULT_SECRET_KEY=" + key}, ""},
 		{"fs without any key", fs, "BITVAULT_STORAGE_KEY"},
 		{"bad token key", append([]string{"BITVAULT_TOKEN_KEY=short"}, s3...), "BITVAULT_TOKEN_KEY"},
+		// Only the token key is read: the identity settings the worker never uses (bootstrap
+		// token, login limits) cannot fail it.
+		{"other identity settings ignored", append([]string{"BITVAULT_TOKEN_KEY=" + key, "BITVAULT_BOOTSTRAP_TOKEN=short", "BITVAULT_BRUTEFORCE_PER_IP=lots"}, s3...), ""},
 		{"no storage", []string{"BITVAULT_TOKEN_KEY=" + key}, "BITVAULT_STORAGE is required"},
 		{"bad blob grace", append([]string{"BITVAULT_TOKEN_KEY=" + key, "BITVAULT_BLOB_GRACE=soon"}, s3...), "BITVAULT_BLOB_GRACE"},
 	}

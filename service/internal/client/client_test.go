@@ -242,6 +242,7 @@ type storeServer struct {
 	objects    map[string][]byte
 	declared   NewUpload
 	storeAuth  atomic.Bool
+	cancels    atomic.Int32 // DELETE /v1/uploads/up-1
 }
 
 func newStoreServer(t *testing.T) *storeServer {
@@ -291,6 +292,13 @@ func newStoreServer(t *testing.T) *storeServer {
 			}
 			w.WriteHeader(http.StatusCreated)
 			_ = json.NewEncoder(w).Encode(CommitResult{Node: Node{ID: "n1", Path: s.declared.Path}, Version: Version{ID: "v1", Number: 1, Size: s.declared.Size, BLAKE3: s.declared.BLAKE3}})
+		case "/v1/uploads/up-1":
+			if r.Method != http.MethodDelete {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				return
+			}
+			s.cancels.Add(1)
+			w.WriteHeader(http.StatusNoContent)
 		case "/v1/files/n1/content":
 			w.Header().Set("Location", s.store.URL+"/staging/up-1")
 			w.WriteHeader(http.StatusFound)
@@ -351,7 +359,7 @@ func TestUploadDownload(t *testing.T) {
 }
 
 // TestUploadChanged: content that changes between the hash pass and the upload is not
-// committed.
+// committed, and the upload is cancelled.
 func TestUploadChanged(t *testing.T) {
 	s := newStoreServer(t)
 	c, _ := New(s.api.URL, Options{APIToken: "tok"})
@@ -366,6 +374,9 @@ func TestUploadChanged(t *testing.T) {
 	}
 	if _, err := c.Upload(context.Background(), "/a.txt", open, UploadOptions{}); !errors.Is(err, ErrChanged) {
 		t.Errorf("err = %v, want ErrChanged", err)
+	}
+	if n := s.cancels.Load(); n != 1 {
+		t.Errorf("%d cancellations of the upload, want 1", n)
 	}
 }
 

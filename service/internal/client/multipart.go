@@ -90,7 +90,6 @@ type ResumeRecord struct {
 	Path     string `json:"path"`
 	Size     int64  `json:"size"`
 	BLAKE3   string `json:"blake3"`
-	PartSize int64  `json:"part_size"`
 }
 
 // ResumeStore keeps the ResumeRecord of one content's multipart upload.
@@ -140,6 +139,9 @@ func (c *Client) resume(ctx context.Context, path string, open Opener, o UploadO
 	}
 	if why != "" {
 		o.notice(fmt.Sprintf("the interrupted upload %s cannot be resumed (%s): starting over", rec.UploadID, why))
+		if st.Status == "pending" {
+			c.cancelAbandoned(ctx, rec.UploadID)
+		}
 		return CommitResult{}, false, o.Resume.Clear()
 	}
 	stored := make(map[int]bool, len(st.Parts))
@@ -162,6 +164,7 @@ func (c *Client) resume(ctx context.Context, path string, open Opener, o UploadO
 func (c *Client) finishMultipart(ctx context.Context, id string, m Multipart, size int64, hash string, stored map[int]bool, open Opener, o UploadOptions) (CommitResult, error) {
 	err := c.sendParts(ctx, id, m, size, hash, stored, open, o)
 	if errors.Is(err, ErrChanged) {
+		c.cancelAbandoned(ctx, id)
 		return CommitResult{}, errors.Join(err, o.clearRecord())
 	}
 	if err != nil {
@@ -172,6 +175,13 @@ func (c *Client) finishMultipart(ctx context.Context, id string, m Multipart, si
 		return res, errors.Join(err, o.clearRecord())
 	}
 	return res, err
+}
+
+// cancelAbandoned cancels an upload that will not be resumed (its record is cleared), so that
+// it stops counting toward the quota and the store drops its parts now rather than when it
+// expires. Best effort: a failure leaves it to expire.
+func (c *Client) cancelAbandoned(ctx context.Context, id string) {
+	_ = c.CancelUpload(ctx, id)
 }
 
 // finalCommitError reports whether a commit error ends the upload (no resuming it).

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -28,7 +29,8 @@ type mpServer struct {
 	uploads  int            // POST /v1/files
 	parts    map[int][]byte // stored parts of the current upload
 	partPuts int
-	status   string // of the current upload
+	status   string   // of the current upload
+	cancels  []string // upload ids cancelled (DELETE /v1/uploads/{id})
 }
 
 func newMPServer(t *testing.T, partSize int64) *mpServer {
@@ -81,6 +83,10 @@ func (s *mpServer) serveAPI(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		reply(http.StatusOK, st)
+	case r.URL.Path == "/v1/uploads/"+id && r.Method == http.MethodDelete:
+		s.cancels = append(s.cancels, id)
+		s.status = "cancelled"
+		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/v1/uploads/"+id+"/parts":
 		var in struct {
 			PartNumbers []int `json:"part_numbers"`
@@ -141,10 +147,14 @@ func TestMultipartResume(t *testing.T) {
 		wantSecond  int // part PUTs of the second call
 		wantResumed bool
 		wantNotice  string
+		wantCancels []string // uploads cancelled
 	}{
 		{name: "resumes the missing parts", arrange: func(*mpServer) {}, wantUploads: 1, wantSecond: 2, wantResumed: true, wantNotice: "2 of 4 parts already uploaded"},
 		{name: "expired upload starts over", arrange: func(s *mpServer) { s.status = "expired" }, wantUploads: 2, wantSecond: 4, wantNotice: "cannot be resumed (it is expired): starting over"},
 		{name: "unknown upload starts over", arrange: func(s *mpServer) { s.uploads = 7 }, wantUploads: 8, wantSecond: 4, wantNotice: "no longer known"},
+		{name: "pending upload of another path is cancelled, starts over", arrange: func(s *mpServer) { s.declared.Path = "/other.bin" },
+			wantUploads: 2, wantSecond: 4, wantNotice: "cannot be resumed (it was for another path or content): starting over",
+			wantCancels: []string{"00000000-0000-4000-8000-000000000001"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +192,58 @@ func TestMultipartResume(t *testing.T) {
 			}
 			if rs.rec != nil {
 				t.Errorf("record %+v kept after the commit", rs.rec)
+			}
+			if fmt.Sprint(s.cancels) != fmt.Sprint(tt.wantCancels) {
+				t.Errorf("cancelled uploads %v, want %v", s.cancels, tt.wantCancels)
+			}
+		})
+	}
+}
+
+// TestMultipartChanged: content that changes under a multipart upload (fresh or resumed) is
+// not committed; the record is cleared and the upload cancelled, not left pending.
+func TestMultipartChanged(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 1000)
+	changed := bytes.Repeat([]byte("fedcba9876543210"), 1000) // same size
+	tests := []struct {
+		name string
+		// interrupt: a first Upload of content is interrupted after 2 parts; the next one
+		// reads changed content and resumes.
+		interrupt bool
+	}{
+		{"changed after the hash pass", false},
+		{"changed before a resume", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newMPServer(t, 5000)
+			c, _ := New(s.api.URL, Options{APIToken: "tok"})
+			ctx := context.Background()
+			rs := &memResume{}
+			if tt.interrupt {
+				if _, err := c.Upload(ctx, "/big.bin", opener(content), UploadOptions{Resume: rs, AfterPart: stopAfter(2)}); !errors.Is(err, errInterrupted) {
+					t.Fatalf("interrupted upload: %v", err)
+				}
+			}
+			calls := 0
+			open := func() (io.ReadCloser, error) {
+				if calls++; calls == 1 && !tt.interrupt {
+					return opener(content)() // the hash pass
+				}
+				return opener(changed)()
+			}
+			var stats UploadStats
+			if _, err := c.Upload(ctx, "/big.bin", open, UploadOptions{Resume: rs, Stats: &stats}); !errors.Is(err, ErrChanged) {
+				t.Fatalf("err = %v, want ErrChanged", err)
+			}
+			if stats.Resumed != tt.interrupt {
+				t.Errorf("resumed %v, want %v", stats.Resumed, tt.interrupt)
+			}
+			if rs.rec != nil {
+				t.Errorf("record %+v kept", rs.rec)
+			}
+			if want := []string{"00000000-0000-4000-8000-000000000001"}; fmt.Sprint(s.cancels) != fmt.Sprint(want) || s.status != "cancelled" {
+				t.Errorf("cancelled uploads %v (status %s), want %v", s.cancels, s.status, want)
 			}
 		})
 	}

@@ -121,6 +121,7 @@ func (c *Client) Upload(ctx context.Context, path string, open Opener, o UploadO
 		return CommitResult{}, err
 	}
 	if got := hex.EncodeToString(b3.Sum(nil)); got != d.BLAKE3 {
+		c.cancelAbandoned(ctx, up.ID)
 		return CommitResult{}, ErrChanged
 	}
 	return c.Commit(ctx, CommitRequest{UploadID: up.ID, BaseVersion: o.BaseVersion})
@@ -132,7 +133,7 @@ func (c *Client) startMultipart(ctx context.Context, up Upload, d Digest, open O
 		o.Stats.Multipart = true
 	}
 	if o.Resume != nil {
-		rec := ResumeRecord{UploadID: up.ID, Path: up.Path, Size: d.Size, BLAKE3: d.BLAKE3, PartSize: up.Multipart.PartSize}
+		rec := ResumeRecord{UploadID: up.ID, Path: up.Path, Size: d.Size, BLAKE3: d.BLAKE3}
 		if err := o.Resume.Save(rec); err != nil {
 			return CommitResult{}, fmt.Errorf("record the upload for resuming: %w", err)
 		}

@@ -161,6 +161,9 @@ func benchLag(b *testing.B, kind string, relay func() *outbox.Relay) {
 		wg.Wait()
 		stop()
 	}
+	if len(lags) == 0 {
+		b.Fatal("no file became searchable")
+	}
 	sort.Float64s(lags)
 	b.ReportMetric(percentile(lags, 0.50), "p50-ms")
 	b.ReportMetric(percentile(lags, 0.99), "p99-ms")

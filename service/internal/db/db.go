@@ -33,18 +33,9 @@ const TenantSetting = "app.tenant_id"
 // connections, and checks that the role is safe to serve with (see CheckAppRole) and that
 // the schema has every embedded migration (see CheckSchema).
 func Open(ctx context.Context, url string, wait time.Duration) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
-	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "bitvaultd"
-	}
-	// No JIT compilation unless the URL asks for it: the service's queries are short, and
-	// their cost estimates over a large tenant (a sync page joins paths for 500 rows) cross
-	// jit_above_cost, so PostgreSQL spent 20-40 ms compiling each one that runs in 6 ms.
-	if cfg.ConnConfig.RuntimeParams["jit"] == "" {
-		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -64,6 +55,26 @@ func Open(ctx context.Context, url string, wait time.Duration) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("database %s: %w", where, err)
 	}
 	return pool, nil
+}
+
+// ParseConfig is the pool configuration of url with the session settings every connection of
+// the service runs with (Open's; bvload and the tests use it to run queries as bitvaultd
+// does).
+func ParseConfig(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "bitvaultd"
+	}
+	// No JIT compilation unless the URL asks for it: the service's queries are short, and
+	// their cost estimates over a large tenant (a sync page joins paths for 500 rows) cross
+	// jit_above_cost, so PostgreSQL spent 20-40 ms compiling each one that runs in 6 ms.
+	if cfg.ConnConfig.RuntimeParams["jit"] == "" {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	return cfg, nil
 }
 
 // ping retries until the database answers or wait has passed.

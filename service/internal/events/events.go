@@ -143,45 +143,42 @@ func (g *group) stop() {
 // the consumers. The returned function stops them; signal wakes the sync long polls of this
 // process in both profiles.
 func StartServer(ctx context.Context, cfg Config, pool *pgxpool.Pool, checks *health.Checker, logger *slog.Logger) (stop func(), signal *consumers.Signal, err error) {
+	// Several replicas sweeping at once is harmless: each table's sweep takes an advisory
+	// lock, and the others skip it. Built first: a configuration error starts nothing.
+	sweeper, err := retention.New(pool, cfg.Retention, logger)
+	if err != nil {
+		return nil, nil, err
+	}
 	signal = consumers.NewSignal()
-	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	g := &group{cancel: cancel}
 	var b bus.Bus
+	unwatch := func() {}
 	switch cfg.Profile {
 	case ProfileStd:
 		js, err := connect(ctx, cfg)
 		if err != nil {
-			cancel()
 			return nil, nil, err
 		}
-		unwatch, err := watchSignal(js, signal)
-		if err != nil {
-			cancel()
+		if unwatch, err = watchSignal(js, signal); err != nil {
 			js.Close()
 			return nil, nil, err
 		}
-		g.wg.Go(func() { <-gctx.Done(); unwatch() })
 		checks.Add("nats", js.Ping)
 		b = js
 	default:
 		b = bus.NewMem(bus.Options{})
+	}
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g := &group{cancel: cancel}
+	if cfg.Profile != ProfileStd {
 		o := consumers.Options{Meter: true, Signal: signal, Files: cfg.Files, GCInterval: cfg.GCInterval, Webhooks: cfg.Webhooks, Logger: logger}
 		g.wg.Go(func() { runConsumers(gctx, b, pool, o) })
 	}
 	checks.Add("outbox", outbox.LagCheck(pool, cfg.MaxLag))
 	relay := &outbox.Relay{Pool: pool, Bus: b, Logger: logger}
 	g.wg.Go(func() { _ = relay.Run(gctx) })
-	// Several replicas sweeping at once is harmless: each table's sweep takes an advisory
-	// lock, and the others skip it.
-	sweeper, err := retention.New(pool, cfg.Retention, logger)
-	if err != nil {
-		g.stop()
-		b.Close()
-		return nil, nil, err
-	}
 	g.wg.Go(func() { _ = sweeper.Run(gctx) })
 	logger.Info("events", slog.String("profile", cfg.Profile))
-	return func() { g.stop(); b.Close() }, signal, nil
+	return func() { g.stop(); unwatch(); b.Close() }, signal, nil
 }
 
 // watchSignal feeds signal from a per-process watch of the files subjects: a durable

@@ -169,6 +169,9 @@ func (t *txn) readUpload(ctx context.Context, id, lock string) (upload, error) {
 func (s *Service) verify(ctx context.Context, p identity.Principal, u upload) error {
 	info, err := s.store.Stat(ctx, u.stagingKey)
 	if errors.Is(err, storage.ErrNotFound) {
+		if err := s.stillPending(ctx, p, u); err != nil {
+			return err // cancelled (which deletes the staging object) or committed since
+		}
 		return apierror.New(apierror.CodeUploadIncomplete, "the upload's bytes are not in the object store: PUT them to the upload URL first")
 	}
 	if err != nil {

@@ -275,7 +275,7 @@ func (s *Service) assemble(ctx context.Context, p identity.Principal, u upload) 
 	}
 	stored, err := mp.ListParts(ctx, u.stagingKey, u.multipartID)
 	if errors.Is(err, storage.ErrNoSuchUpload) {
-		return s.reject(ctx, p, u, apierror.CodeUploadIncomplete, "the multipart upload is gone from the object store")
+		return s.multipartGone(ctx, p, u)
 	}
 	if err != nil {
 		return wrap("commit: list parts", err)
@@ -288,12 +288,43 @@ func (s *Service) assemble(ctx context.Context, p identity.Principal, u upload) 
 		return apierror.New(apierror.CodeUploadIncomplete, fmt.Sprintf("part %s of %d not uploaded yet: upload the missing parts, then commit again", numberRanges(missing), u.plan.Parts))
 	}
 	if err := mp.CompleteMultipart(ctx, u.stagingKey, u.multipartID, parts); err != nil {
+		if errors.Is(err, storage.ErrNoSuchUpload) {
+			return s.multipartGone(ctx, p, u)
+		}
 		if done, _ := s.staged(ctx, u); done {
 			return nil // completed concurrently by another commit attempt
 		}
 		return wrap("commit: complete multipart upload", err)
 	}
 	return nil
+}
+
+// multipartGone answers a commit whose multipart upload the store no longer has
+// (storage.ErrNoSuchUpload), though the upload was pending when the commit read it. Either a
+// concurrent commit attempt completed it (the staging object exists: nothing to do), or the
+// upload finished since (committed by a concurrent commit, or cancelled, which aborts the
+// multipart upload): the answer is the one a commit reading it finished gets (409 "upload was
+// cancelled", "… is committed already"). Only a pending upload whose multipart upload the
+// store lost is rejected. The staging object is looked at first: a commit deletes it only
+// after marking the upload committed.
+func (s *Service) multipartGone(ctx context.Context, p identity.Principal, u upload) error {
+	if done, err := s.staged(ctx, u); done || err != nil {
+		return err
+	}
+	if err := s.stillPending(ctx, p, u); err != nil {
+		return err
+	}
+	return s.reject(ctx, p, u, apierror.CodeUploadIncomplete, "the multipart upload is gone from the object store")
+}
+
+// stillPending reads upload u again: nil if it is still pending, otherwise the error a commit
+// of it gets (409 cancelled or finished, 404 expired).
+func (s *Service) stillPending(ctx context.Context, p identity.Principal, u upload) error {
+	err := s.inTx(ctx, p.TenantID, p.UserID, func(t *txn) error {
+		_, err := t.upload(ctx, u.id, "")
+		return err
+	})
+	return wrap("commit", err)
 }
 
 // staged reports whether the staging object exists.

@@ -37,18 +37,25 @@ type mpEnv struct {
 	*env
 	s3     *s3.Client
 	bucket string
+	cfg    storage.S3Config // the bucket's
 }
 
 func newMultipartEnv(t *testing.T) *mpEnv {
 	t.Helper()
+	return newMultipartEnvWith(t, func(s *storage.S3) storage.ObjectStore { return s })
+}
+
+// newMultipartEnvWith is newMultipartEnv on the store wrap makes of the bucket's.
+func newMultipartEnvWith(t *testing.T, wrap func(*storage.S3) storage.ObjectStore) *mpEnv {
+	t.Helper()
 	b := s3test.New(t)
-	a := apitest.NewWithStore(t, func(t testing.TB, _ *http.ServeMux, _ string) storage.ObjectStore { return b.Store(t) }, smallParts)
+	a := apitest.NewWithStore(t, func(t testing.TB, _ *http.ServeMux, _ string) storage.ObjectStore { return wrap(b.Store(t)) }, smallParts)
 	e := &env{Env: a, t: t, url: a.URL, files: a.Files, id: a.Identity, store: a.Objects, super: a.Super, clock: a.Clock, client: a.Client}
 	raw := s3.New(s3.Options{
 		Region: b.Region, BaseEndpoint: aws.String(b.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(b.AccessKey, b.SecretKey, ""),
 	})
-	return &mpEnv{env: e, s3: raw, bucket: b.Name}
+	return &mpEnv{env: e, s3: raw, bucket: b.Name, cfg: b.Config()}
 }
 
 // staging lists what the bucket holds under staging/: objects and multipart uploads.

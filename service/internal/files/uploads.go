@@ -2,7 +2,6 @@ package files
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 	"github.com/bitvault/bitvault/service/internal/storage"
 )
 
@@ -74,7 +74,7 @@ func (s *Service) CreateUpload(ctx context.Context, p identity.Principal, in New
 		shaHex = &h
 	}
 
-	u := Upload{ID: newUUID(), Path: joinPath(segs), Size: in.Size, BLAKE3: hash}
+	u := Upload{ID: uuid.New(), Path: joinPath(segs), Size: in.Size, BLAKE3: hash}
 	key := storage.StagingKey(p.TenantID, u.ID)
 	multipartID, err := s.stage(ctx, &u, key, sha)
 	if err != nil {
@@ -193,14 +193,4 @@ func (t *txn) lookup(ctx context.Context, segs []string) (*Node, error) {
 		parent = &n.ID
 	}
 	return n, nil
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

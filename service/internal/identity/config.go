@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/bitvault/bitvault/service/internal/platform/config"
 	"github.com/bitvault/bitvault/service/internal/ratelimit"
 )
 
@@ -33,17 +32,12 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	}
 	var cfg Config
 	var errs []error
-	switch v := get(EnvTokenKey); v {
-	case "":
+	switch key, err := LoadTokenKey(lookup); {
+	case err != nil:
+		errs = append(errs, err)
+	case key == nil:
 		errs = append(errs, fmt.Errorf("%s is required: at least %d random bytes, base64-encoded (openssl rand -base64 32)", EnvTokenKey, MinTokenKeyLen))
 	default:
-		key, err := config.DecodeBase64(v)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: not base64 (openssl rand -base64 32)", EnvTokenKey))
-		case len(key) < MinTokenKeyLen:
-			errs = append(errs, fmt.Errorf("%s: %d bytes, want at least %d (openssl rand -base64 32)", EnvTokenKey, len(key), MinTokenKeyLen))
-		}
 		cfg.TokenKey = key
 	}
 	if v := get(EnvBootstrapToken); v != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
 	"github.com/bitvault/bitvault/service/internal/platform/httpx"
 	"github.com/bitvault/bitvault/service/internal/platform/server"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 )
 
 // api serves the fixture's Service through the production middleware.
@@ -329,7 +330,7 @@ func TestHTTPAPITokens(t *testing.T) {
 	if r := a.do("GET", "/v1/api-tokens", read.Token, nil); r.status != 401 {
 		t.Errorf("revoked token = %d %s, want 401", r.status, r.body)
 	}
-	for _, id := range []string{newUUID(), "nope"} {
+	for _, id := range []string{uuid.New(), "nope"} {
 		if r := a.do("DELETE", "/v1/api-tokens/"+id, access, nil); r.status != 404 || r.errorCode(t) != apierror.CodeNotFound {
 			t.Errorf("revoke %s = %d %s, want 404", id, r.status, r.body)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 	"github.com/bitvault/bitvault/service/internal/testsupport/pgtest"
 )
 
@@ -543,7 +544,7 @@ func TestAPITokens(t *testing.T) {
 	wantErr(t, f.s.RevokeAPIToken(ctx, member, short.ID), nil)
 
 	// Revocation: others' tokens are invisible to a member, an admin (owner) may revoke any.
-	wantErr(t, f.s.RevokeAPIToken(ctx, member, newUUID()), ErrNotFound)
+	wantErr(t, f.s.RevokeAPIToken(ctx, member, uuid.New()), ErrNotFound)
 	wantErr(t, f.s.RevokeAPIToken(ctx, member, "not-a-uuid"), ErrNotFound)
 	_, viewer := f.member(t, owner, "viewer@acme.example", RoleViewer)
 	wantErr(t, f.s.RevokeAPIToken(ctx, viewer, tk.ID), ErrNotFound)

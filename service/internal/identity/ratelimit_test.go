@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,6 +200,45 @@ func TestLoginLockedAnswersAlike(t *testing.T) {
 	}
 }
 
+// TestLoginRateLimitConcurrent: wrong passwords sent all at once, more than the limit, are
+// counted before their hashes: at most PerAccountIP of them are hashed (401), the others
+// are refused (429) without a hash, and the lockout is audited once.
+func TestLoginRateLimitConcurrent(t *testing.T) {
+	f := newFixture(t, limited)
+	f.tenant(t, "acme")
+	before := f.s.verifies.Load()
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = f.s.Login(context.Background(), Credentials{Tenant: "acme", Email: owner, Password: wrong, ClientIP: "10.0.0.1"})
+		})
+	}
+	wg.Wait()
+	invalid, locked := 0, 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, ErrInvalidCredentials):
+			invalid++
+		case ratelimit.IsLocked(err):
+			locked++
+		default:
+			t.Errorf("login: %v", err)
+		}
+	}
+	if invalid != testLimits.PerAccountIP || locked != n-testLimits.PerAccountIP {
+		t.Errorf("%d invalid, %d locked; want %d and %d", invalid, locked, testLimits.PerAccountIP, n-testLimits.PerAccountIP)
+	}
+	if h := f.s.verifies.Load() - before; h > int64(testLimits.PerAccountIP) {
+		t.Errorf("%d hashes computed, want at most %d", h, testLimits.PerAccountIP)
+	}
+	if got := f.auditCount(t, audit.LoginLocked); got != 1 {
+		t.Errorf("%d lockout audit rows, want 1", got)
+	}
+	f.try(t, f.s, attempt{owner, ownerPassword, "10.0.0.1", "locked"})
+}
+
 // TestLoginRateLimitAcrossReplicas: two Services on the same database (two bitvaultd
 // replicas) share the counters: failures on either add up, the lock holds on both, and the
 // lockout is audited once.
@@ -292,6 +332,7 @@ func TestLoadConfigLimits(t *testing.T) {
 			ratelimit.Config{Window: 5 * time.Minute, PerAccountIP: 10, PerAccount: 100, PerIP: 20}, ""},
 		{"invalid", map[string]string{EnvTokenKey: key, ratelimit.EnvPerAccount: "-1"}, ratelimit.Config{}, ratelimit.EnvPerAccount},
 		{"invalid with a missing key", map[string]string{ratelimit.EnvWindow: "forever"}, ratelimit.Config{}, ratelimit.EnvWindow},
+		{"ceiling below the per-address limit", map[string]string{EnvTokenKey: key, ratelimit.EnvPerAccountIP: "60"}, ratelimit.Config{}, ratelimit.EnvPerAccountIP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,6 +58,7 @@ func (a loginAccount) actor() string {
 // ErrInvalidCredentials after the same work: unknown tenant, unknown user, wrong password,
 // disabled user, suspended tenant, no membership. An email (or client address) over its
 // brute-force limit is a *ratelimit.LockedError (429) before any hashing, known user or not.
+// The attempt counts against the limits from before its hash until it turns out right.
 func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 	slug := strings.TrimSpace(c.Tenant)
 	email := strings.ToLower(strings.TrimSpace(c.Email))
@@ -65,7 +66,7 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 		return Tokens{}, ErrInvalidCredentials
 	}
 	attempt := ratelimit.Attempt{Kind: ratelimit.Login, Target: email, IP: c.ClientIP}
-	acct, err := s.lookupLogin(ctx, slug, email, attempt)
+	acct, locks, err := s.lookupLogin(ctx, slug, email, attempt)
 	if err != nil {
 		return Tokens{}, wrap("login", err)
 	}
@@ -75,12 +76,21 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 	}
 	ok, err := s.verify(ctx, c.Password, encoded)
 	if err != nil && !errors.Is(err, errBadHash) {
+		// The request ended before the hash: the attempt stays counted, and a lock it engaged
+		// is audited all the same.
+		if len(locks) > 0 {
+			if aerr := db.WithTenant(context.WithoutCancel(ctx), s.pool, acct.tenantID, func(tx pgx.Tx) error {
+				return s.auditLocks(context.WithoutCancel(ctx), tx, acct, attempt, locks)
+			}); aerr != nil {
+				return Tokens{}, errors.Join(err, wrap("login: record lock", aerr))
+			}
+		}
 		return Tokens{}, err
 	}
 	if !ok || !acct.canLogin() {
 		// An unknown tenant has no log to write to, nor counters.
 		if acct.tenantID != "" {
-			if err := s.loginFailed(ctx, acct, attempt); err != nil {
+			if err := s.loginFailed(ctx, acct, attempt, locks); err != nil {
 				return Tokens{}, wrap("login: record failure", err)
 			}
 		}
@@ -89,11 +99,13 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Tokens, error) {
 	return s.startSession(ctx, acct, attempt)
 }
 
-// lookupLogin resolves the tenant by slug and the user by email, and checks the attempt's
-// brute-force counters in the tenant: a *ratelimit.LockedError ends the login before any
-// hashing. An unknown tenant or user is no error (the zero fields say so).
-func (s *Service) lookupLogin(ctx context.Context, slug, email string, attempt ratelimit.Attempt) (loginAccount, error) {
+// lookupLogin resolves the tenant by slug and the user by email, and reserves the attempt on
+// its brute-force counters in the tenant (ratelimit.Limiter.Reserve; the locks it engaged
+// are returned): a *ratelimit.LockedError ends the login before any hashing, and rolls the
+// reservation back. An unknown tenant or user is no error (the zero fields say so).
+func (s *Service) lookupLogin(ctx context.Context, slug, email string, attempt ratelimit.Attempt) (loginAccount, []ratelimit.Lock, error) {
 	var a loginAccount
+	var locks []ratelimit.Lock
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The tenants policy shows the row whose slug is set in app.tenant_slug.
 		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_slug', $1, true)", slug); err != nil {
@@ -110,7 +122,7 @@ func (s *Service) lookupLogin(ctx context.Context, slug, email string, attempt r
 			return err
 		}
 		// Before the user is looked up: a locked email answers the same whether it exists.
-		if _, err := s.limiter.Check(ctx, tx, a.tenantID, attempt, s.now()); err != nil {
+		if locks, err = s.limiter.Reserve(ctx, tx, a.tenantID, attempt, s.now()); err != nil {
 			return err
 		}
 		err = tx.QueryRow(ctx, `SELECT u.id, u.password_hash, u.status, m.role
@@ -121,33 +133,38 @@ WHERE u.email = $1`, email).Scan(&a.userID, &a.hash, &a.status, &a.role)
 		}
 		return err
 	})
-	return a, err
+	if err != nil {
+		return loginAccount{}, nil, err
+	}
+	return a, locks, nil
 }
 
-// loginFailed audits a failed login in its tenant and counts it against the brute-force
-// limits; a limit that this failure reaches is audited too (once per lockout).
-func (s *Service) loginFailed(ctx context.Context, acct loginAccount, attempt ratelimit.Attempt) error {
+// loginFailed audits a failed login in its tenant, and the locks its attempt engaged when it
+// was reserved (once per lockout); the attempt is counted already.
+func (s *Service) loginFailed(ctx context.Context, acct loginAccount, attempt ratelimit.Attempt, locks []ratelimit.Lock) error {
 	return db.WithTenant(ctx, s.pool, acct.tenantID, func(tx pgx.Tx) error {
 		actor := acct.actor()
 		if err := audit.Record(ctx, tx, acct.tenantID, actor, audit.LoginFailed, actor, map[string]any{"email": attempt.Target}); err != nil {
 			return err
 		}
-		locks, err := s.limiter.Fail(ctx, tx, acct.tenantID, attempt, s.now())
-		if err != nil {
-			return err
-		}
-		for _, l := range locks {
-			payload := map[string]any{"email": attempt.Target, "ip": attempt.IP, "scope": l.Scope, "failures": l.Failures, "locked_until": l.Until}
-			if err := audit.Record(ctx, tx, acct.tenantID, actor, audit.LoginLocked, actor, payload); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.auditLocks(ctx, tx, acct, attempt, locks)
 	})
 }
 
-// startSession creates the session of a successful login, clears the email's brute-force
-// counters and signs the tokens.
+// auditLocks records the brute-force locks a failed attempt engaged.
+func (s *Service) auditLocks(ctx context.Context, tx pgx.Tx, acct loginAccount, attempt ratelimit.Attempt, locks []ratelimit.Lock) error {
+	actor := acct.actor()
+	for _, l := range locks {
+		payload := map[string]any{"email": attempt.Target, "ip": attempt.IP, "scope": l.Scope, "failures": l.Failures, "locked_until": l.Until}
+		if err := audit.Record(ctx, tx, acct.tenantID, actor, audit.LoginLocked, actor, payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startSession creates the session of a successful login, takes its attempt back from the
+// brute-force counters (which clears the email's) and signs the tokens.
 func (s *Service) startSession(ctx context.Context, acct loginAccount, attempt ratelimit.Attempt) (Tokens, error) {
 	p := Principal{TenantID: acct.tenantID, UserID: *acct.userID, Role: *acct.role}
 	now := s.now()
@@ -164,7 +181,7 @@ func (s *Service) startSession(ctx context.Context, acct loginAccount, attempt r
 		if err != nil {
 			return err
 		}
-		if err := s.limiter.Reset(ctx, tx, p.TenantID, attempt, now); err != nil {
+		if err := s.limiter.Release(ctx, tx, p.TenantID, attempt, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, p.TenantID, p.UserID, audit.LoginSucceeded, p.UserID, map[string]any{"session_id": p.SessionID})

@@ -14,6 +14,7 @@ import (
 	"github.com/bitvault/bitvault/service/internal/audit"
 	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/platform/apierror"
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 )
 
 // NewTenant is the input of CreateTenant.
@@ -62,7 +63,7 @@ func (s *Service) CreateTenant(ctx context.Context, in NewTenant) (Tenant, User,
 		return Tenant{}, User{}, err
 	}
 
-	t := Tenant{ID: newUUID(), Slug: slug, Name: name}
+	t := Tenant{ID: uuid.New(), Slug: slug, Name: name}
 	u := User{TenantID: t.ID, Email: email, DisplayName: displayName, Role: RoleOwner}
 	err = db.WithTenant(ctx, s.pool, t.ID, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3) RETURNING status, created_at",

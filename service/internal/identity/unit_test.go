@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bitvault/bitvault/service/internal/platform/uuid"
 )
 
 // cheap keeps password hashing fast in tests; DefaultPasswordParams is checked separately.
@@ -110,7 +112,7 @@ func TestAccessToken(t *testing.T) {
 }
 
 func TestOpaqueToken(t *testing.T) {
-	tenant := newUUID()
+	tenant := uuid.New()
 	tok, hash := newOpaqueToken(prefixAPIToken, tenant)
 	gotTenant, gotHash, err := parseOpaqueToken(prefixAPIToken, tok)
 	if err != nil || gotTenant != tenant || string(gotHash) != string(hash) {
@@ -127,7 +129,7 @@ func TestOpaqueToken(t *testing.T) {
 }
 
 func TestUUID(t *testing.T) {
-	id := newUUID()
+	id := uuid.New()
 	if got, ok := parseUUID(strings.ToUpper(id)); !ok || got != id {
 		t.Errorf("parseUUID(upper %s) = %s, %v", id, got, ok)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -138,8 +139,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	if !r.NoNotify {
 		lctx, stop := context.WithCancel(ctx)
+		var listener sync.WaitGroup
+		listener.Go(func() { r.listen(lctx, wake) })
+		// Run returns only once the listener (and its connection) is gone.
+		defer listener.Wait()
 		defer stop()
-		go r.listen(lctx, wake)
 	}
 	batch := r.Batch
 	if batch <= 0 {

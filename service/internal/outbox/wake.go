@@ -26,11 +26,15 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 		default:
 		}
 	}
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, signal)
+		listening, err := r.listenOnce(ctx, signal)
 		if ctx.Err() != nil {
 			return
+		}
+		if listening {
+			backoff = firstBackoff // it worked for a while: a new failure starts over
 		}
 		if r.Logger != nil {
 			r.Logger.Warn("outbox relay: notifications", slog.String("error", err.Error()), slog.Duration("retry_in", backoff))
@@ -43,19 +47,26 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 	}
 }
 
-func (r *Relay) listenOnce(ctx context.Context, signal func()) error {
+// listenOnce listens until the connection fails or ctx ends; listening reports whether
+// LISTEN succeeded.
+func (r *Relay) listenOnce(ctx context.Context, signal func()) (listening bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, r.Pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Bounded: a dead socket must not hold up the relay's shutdown.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return err
+		return false, err
 	}
 	signal()
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
+			return true, err
 		}
 		signal()
 	}

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,39 +18,53 @@ func TestRelayWokenByCommit(t *testing.T) {
 	tenant := e.tenants[0]
 	published := func(b *recordingBus) int { return int(b.total.Load()) }
 
+	listeners := func() int {
+		var n int
+		_ = e.super.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN "+outbox.NotifyChannel+"'").Scan(&n)
+		return n
+	}
+	// commitOne commits one more event and waits until want events are published.
+	seq := 0
+	commitOne := func(b *recordingBus, want int, what string) {
+		t.Helper()
+		e.commit(t, tenant, seq, 1)
+		seq++
+		waitFor(t, what, 10*time.Second, func() (bool, string) { return published(b) == want, fmt.Sprint(published(b)) })
+	}
+
+	// An event from before the start: the first pass publishes it.
+	e.commit(t, tenant, seq, 1)
+	seq++
 	b := &recordingBus{calls: map[string][]int{}}
 	stop := run(t, (&outbox.Relay{Pool: e.app, Bus: b, Interval: time.Hour}).Run)
 	defer stop()
-	// The first pass happens at start; let it run on the empty outbox.
-	time.Sleep(200 * time.Millisecond)
-	e.commit(t, tenant, 0, 3)
-	waitFor(t, "events published on notification", 10*time.Second, func() (bool, string) {
-		return published(b) == 3, ""
-	})
+	waitFor(t, "first pass", 10*time.Second, func() (bool, string) { return published(b) == 1, "" })
+	waitFor(t, "listening", 10*time.Second, func() (bool, string) { return listeners() == 1, "" })
+	// The listener's start may wake one more pass; the second event after it can only be
+	// published because its commit notified the relay (the next poll is an hour away).
+	commitOne(b, 2, "an event published")
+	commitOne(b, 3, "an event published on notification")
 
-	// Kill the relay's listening connection: it reconnects (and runs a pass when it does).
+	// Kill the relay's listening connection: it reconnects and is notified again.
 	if _, err := e.super.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN "+outbox.NotifyChannel+"'"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "listener back", 10*time.Second, func() (bool, string) {
-		var n int
-		_ = e.super.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN "+outbox.NotifyChannel+"'").Scan(&n)
-		return n == 1, ""
-	})
-	e.commit(t, tenant, 3, 2)
-	waitFor(t, "events published after the listener reconnected", 10*time.Second, func() (bool, string) {
-		return published(b) == 5, ""
-	})
+	waitFor(t, "listener gone", 10*time.Second, func() (bool, string) { return listeners() == 0, "" })
+	waitFor(t, "listener back", 10*time.Second, func() (bool, string) { return listeners() == 1, "" })
+	commitOne(b, 4, "an event published after the listener reconnected")
+	commitOne(b, 5, "an event published on notification after the listener reconnected")
 
-	// Polling only: nothing is published until the next pass, an hour away.
+	// Polling only: after its first pass, nothing is published until the next, an hour away.
 	stop()
+	e.commit(t, tenant, seq, 1)
+	seq++
 	quiet := &recordingBus{calls: map[string][]int{}}
 	stopQuiet := run(t, (&outbox.Relay{Pool: e.app, Bus: quiet, Interval: time.Hour, NoNotify: true}).Run)
 	defer stopQuiet()
-	time.Sleep(200 * time.Millisecond)
-	e.commit(t, tenant, 5, 1)
+	waitFor(t, "first pass of the polling relay", 10*time.Second, func() (bool, string) { return published(quiet) == 1, "" })
+	e.commit(t, tenant, seq, 1)
 	time.Sleep(time.Second)
-	if n := published(quiet); n != 0 {
-		t.Errorf("NoNotify relay published %d events before its next poll, want 0", n)
+	if n := published(quiet); n != 1 {
+		t.Errorf("NoNotify relay published %d events, want only the one of its first pass", n)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bitvault/bitvault/service/internal/platform/config"
 )
 
 // Environment variables read by LoadConfig. "Account" stands for a login account or a
@@ -121,43 +123,23 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	limit(EnvPerAccount, &c.PerAccount)
 	limit(EnvPerIP, &c.PerIP)
 	if v := get(EnvTrustedProxies); v != "" {
-		proxies, err := parsePrefixes(v)
+		proxies, err := config.ParsePrefixes(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvTrustedProxies, v, err))
 		}
 		c.TrustedProxies = proxies
 	}
+	if len(errs) == 0 {
+		c = c.withDefaults()
+		// Each setting is in its bounds: what is left is the ceiling below the lower limit.
+		if err := c.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s, %s: %w", EnvPerAccount, EnvPerAccountIP, err))
+		}
+	}
+	// The one wrapping: errors.Unwrap gives the joined errors, each naming its variable, for
+	// callers (identity) that report them with their own.
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
 	}
-	c = c.withDefaults()
-	if err := c.validate(); err != nil {
-		return Config{}, fmt.Errorf("invalid configuration: %s, %s: %w", EnvPerAccount, EnvPerAccountIP, err)
-	}
 	return c, nil
-}
-
-// parsePrefixes reads comma-separated CIDRs; a bare address stands for itself (/32, /128).
-func parsePrefixes(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%q: want a CIDR such as 10.0.0.0/8 or an address", f)
-			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q: want a CIDR such as 10.0.0.0/8 or an address", f)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

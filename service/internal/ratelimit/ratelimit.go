@@ -6,7 +6,7 @@
 // # Counters
 //
 // A password check is an Attempt against a target (a login account: tenant and email; or a
-// share link) from a client IP. Each failure increments three counters of the tenant, each
+// share link) from a client IP. Each failure counts on three counters of the tenant, each
 // with its own limit (Config):
 //
 //   - target+IP (PerAccountIP, default 5): one client guessing one account's or link's
@@ -17,15 +17,21 @@
 //   - IP (PerIP, default 50): one client trying many targets of the tenant (password
 //     spraying).
 //
-// Counting is a fixed window (Window, default 15 min) that starts at a counter's first
-// failure; when the failure that reaches a limit happens, the counter is locked for a whole
-// Window from that moment. While any counter of an attempt is locked, the attempt is
-// rejected before the password hash is computed (a cheap rejection: one indexed read) with
-// 429 rate_limited and Retry-After; rejected attempts are not counted again, so a lockout
-// always ends one Window after it began. A successful check deletes the target and
-// target+IP counters (not the IP one: succeeding on one account of its own must not reset a
-// sprayer's budget). The owner of the check writes one audit row when a lock engages, which
-// is once per lockout however many requests are then rejected.
+// An attempt is counted as a failure before its password is hashed (Reserve), in the
+// transaction that reads the target, and taken back if the password is right (Release):
+// counting after the hash would let any number of concurrent attempts pass the check before
+// the first of them is counted. Counting is a fixed window (Window, default 15 min) that
+// starts at a counter's first attempt; the attempt that reaches a limit locks the counter
+// for a whole Window from that moment. While any counter of an attempt is locked, the
+// attempt is rejected before the password hash is computed (a cheap rejection: one indexed
+// read) with 429 rate_limited and Retry-After; so is an attempt that concurrent attempts,
+// still being checked, have left no room for. Rejected attempts are not counted, so a
+// lockout always ends one Window after it began. A successful check deletes the target and
+// target+IP counters (not the IP one, which only loses the success's own count: succeeding
+// on one account of its own must not reset a sprayer's budget). The owner of the check
+// writes one audit row when a lock engages (unless the attempt that engaged it turns out
+// right, which clears it), which is once per lockout however many requests are then
+// rejected.
 //
 // # Trade-offs
 //
@@ -64,7 +70,8 @@
 // the tenant). Counter keys are SHA-256 of the scope and the subject (email, link id,
 // address), which fixes their size whatever a client sends; that is not secrecy (an IPv4
 // address is easily recovered from its hash), and the audit rows name the email and address
-// anyway. Stale rows (past expires_at) are deleted by the writing transactions themselves,
+// anyway. Every attempt writes: its counts before the hash, and a successful one takes them
+// back with one more statement. Stale rows (past expires_at) are deleted by Reserve,
 // at most sweepBatch per call, through the (tenant_id, expires_at) index: a tenant's table
 // holds its counters of the last Window plus what its last writes had no time to sweep.
 package ratelimit
@@ -134,8 +141,9 @@ type counter struct {
 	limit int
 }
 
-// counters returns the attempt's counters: target+IP, target and IP, without the two IP
-// ones when the address is unknown.
+// counters returns the attempt's counters: IP, target and target+IP, without the two IP
+// ones when the address is unknown. They are in the order of their scopes (ip < target <
+// target_ip), the order in which every writer locks them.
 func (l *Limiter) counters(a Attempt) []counter {
 	target := l.counter(a.Kind, scopeTarget, a.Target, l.cfg.PerAccount)
 	if a.IP == "" {
@@ -143,9 +151,9 @@ func (l *Limiter) counters(a Attempt) []counter {
 	}
 	ip := normalizeIP(a.IP)
 	return []counter{
-		l.counter(a.Kind, scopeTargetIP, a.Target+"\x00"+ip, l.cfg.PerAccountIP),
-		target,
 		l.counter(a.Kind, scopeIP, ip, l.cfg.PerIP),
+		target,
+		l.counter(a.Kind, scopeTargetIP, a.Target+"\x00"+ip, l.cfg.PerAccountIP),
 	}
 }
 
@@ -197,9 +205,9 @@ func seconds(d time.Duration) int64 {
 }
 
 // Check reads the attempt's counters in tx (whose tenant is set) at now: a *LockedError if
-// one is locked, else nil. active reports whether the attempt's target has live failures,
-// i.e. whether a success has anything to Reset.
-func (l *Limiter) Check(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) (active bool, err error) {
+// one is locked, else nil. It writes nothing: Reserve starts with it, so that attempts at a
+// locked counter are turned away with one read.
+func (l *Limiter) Check(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) error {
 	cs := l.counters(a)
 	scopes, keys := make([]string, len(cs)), make([][]byte, len(cs))
 	limits := map[string]int{}
@@ -210,7 +218,7 @@ func (l *Limiter) Check(ctx context.Context, tx pgx.Tx, tenant string, a Attempt
 	rows, err := tx.Query(ctx, `SELECT scope, failures, expires_at FROM rate_limits
 WHERE tenant_id = $1 AND scope = ANY ($2) AND key = ANY ($3) AND expires_at > $4`, tenant, scopes, keys, now)
 	if err != nil {
-		return false, fmt.Errorf("rate limits: check: %w", err)
+		return fmt.Errorf("rate limits: check: %w", err)
 	}
 	defer rows.Close()
 	var (
@@ -222,37 +230,34 @@ WHERE tenant_id = $1 AND scope = ANY ($2) AND key = ANY ($3) AND expires_at > $4
 		var failures int
 		var expires time.Time
 		if err := rows.Scan(&scope, &failures, &expires); err != nil {
-			return false, fmt.Errorf("rate limits: check: %w", err)
-		}
-		if scope != string(a.Kind)+"."+scopeIP {
-			active = true
+			return fmt.Errorf("rate limits: check: %w", err)
 		}
 		if failures >= limits[scope] && expires.After(until) {
 			lockedScope, until = scope, expires
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("rate limits: check: %w", err)
+		return fmt.Errorf("rate limits: check: %w", err)
 	}
 	if lockedScope != "" {
-		return active, newLockedError(a.Kind, lockedScope, until.Sub(now))
+		return newLockedError(a.Kind, lockedScope, until.Sub(now))
 	}
-	return active, nil
+	return nil
 }
 
-// Lock is a counter that a failure has just locked.
+// Lock is a counter that an attempt has just locked.
 type Lock struct {
 	// Scope is the counter's: login.target_ip, login.target, login.ip, link.….
 	Scope    string
 	Failures int
-	// Until is when the lock ends: one Window after the failure that engaged it.
+	// Until is when the lock ends: one Window after the attempt that engaged it.
 	Until time.Time
 }
 
-// upsertSQL counts a failure at $4 on one counter: a counter whose window has passed starts
-// again at 1; the failure that reaches the limit ($6) locks the counter for a whole window
-// from now ($5 = now + Window). Concurrent failures of one counter serialize on its row, so
-// exactly one of them sees failures = limit.
+// upsertSQL counts an attempt at $4 on one counter: a counter whose window has passed starts
+// again at 1; the attempt that reaches the limit ($6) locks the counter for a whole window
+// from now ($5 = now + Window). Concurrent attempts of one counter serialize on its row, so
+// each sees the count its own attempt made, and exactly one of them sees failures = limit.
 const upsertSQL = `INSERT INTO rate_limits AS r (tenant_id, scope, key, failures, window_start, expires_at)
 VALUES ($1, $2, $3, 1, $4, $5)
 ON CONFLICT (tenant_id, scope, key) DO UPDATE SET
@@ -261,22 +266,42 @@ ON CONFLICT (tenant_id, scope, key) DO UPDATE SET
 	expires_at   = CASE WHEN r.expires_at <= $4 OR r.failures + 1 = $6 THEN $5 ELSE r.expires_at END
 RETURNING failures, expires_at`
 
-// Fail counts a failed attempt in tx (whose tenant is set) at now, and returns the counters
-// this failure locked (the caller audits them: that is once per lockout). It also sweeps some
-// stale rows of the tenant.
-func (l *Limiter) Fail(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) ([]Lock, error) {
+// Reserve counts an attempt in tx (whose tenant is set) at now, before its password is
+// checked: the attempt is a failure until Release takes it back. Counting first is what
+// bounds concurrent guesses: attempts that all passed a Check would otherwise all be hashed
+// before any of them counted. A *LockedError refuses the attempt, either from Check (a
+// locked counter, nothing written) or because attempts reserved concurrently have used up a
+// limit; then tx holds the refused attempt's counts and the caller must roll it back (return
+// the error from the transaction), so that a refused attempt is not counted.
+//
+// The returned Locks are the counters this attempt has locked: the caller audits them unless
+// the password turns out right (once per lockout, since one attempt reaches each limit). It
+// also sweeps some stale rows of the tenant.
+func (l *Limiter) Reserve(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) ([]Lock, error) {
+	if err := l.Check(ctx, tx, tenant, a, now); err != nil {
+		return nil, err
+	}
 	var locks []Lock
+	var refused *LockedError
 	// Always in the order of counters(), so that concurrent transactions take the row locks
-	// they share in the same order (no deadlock).
+	// they share in the same order (no deadlock; Release locks in that order too).
 	for _, c := range l.counters(a) {
 		var failures int
 		var expires time.Time
 		if err := tx.QueryRow(ctx, upsertSQL, tenant, c.scope, c.key, now, now.Add(l.cfg.Window), c.limit).Scan(&failures, &expires); err != nil {
-			return nil, fmt.Errorf("rate limits: count failure: %w", err)
+			return nil, fmt.Errorf("rate limits: count attempt: %w", err)
 		}
-		if failures == c.limit {
+		switch {
+		case failures > c.limit:
+			if refused == nil || expires.Sub(now) > refused.Wait {
+				refused = newLockedError(a.Kind, c.scope, expires.Sub(now))
+			}
+		case failures == c.limit:
 			locks = append(locks, Lock{Scope: c.scope, Failures: failures, Until: expires})
 		}
+	}
+	if refused != nil {
+		return nil, refused
 	}
 	if err := sweep(ctx, tx, tenant, now); err != nil {
 		return nil, err
@@ -284,20 +309,36 @@ func (l *Limiter) Fail(ctx context.Context, tx pgx.Tx, tenant string, a Attempt,
 	return locks, nil
 }
 
-// Reset deletes the target and target+IP counters of a successful attempt in tx (whose
-// tenant is set), and sweeps some stale rows of the tenant. The IP counter stays.
-func (l *Limiter) Reset(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) error {
-	var scopes []string
-	var keys [][]byte
-	for _, c := range l.counters(a) {
-		if c.scope != string(a.Kind)+"."+scopeIP {
-			scopes, keys = append(scopes, c.scope), append(keys, c.key)
-		}
+// releaseSQL takes back a reserved attempt: it deletes the target and target+IP counters
+// and takes one count off the IP counter ($4), deleting it at one. The counters are locked
+// first, in the order of their scopes, which is the order of counters() and so of Reserve's
+// upserts (no deadlock); the row locks also make the IP counter's count exact under
+// concurrent attempts.
+const releaseSQL = `WITH held AS MATERIALIZED (
+	SELECT scope, key, failures FROM rate_limits
+	WHERE tenant_id = $1 AND scope = ANY ($2) AND key = ANY ($3) AND expires_at > $5
+	ORDER BY scope COLLATE "C" FOR UPDATE
+), cleared AS (
+	DELETE FROM rate_limits r USING held h
+	WHERE r.tenant_id = $1 AND r.scope = h.scope AND r.key = h.key AND (h.scope <> $4 OR h.failures <= 1)
+)
+UPDATE rate_limits r SET failures = h.failures - 1 FROM held h
+WHERE r.tenant_id = $1 AND r.scope = h.scope AND r.key = h.key AND h.scope = $4 AND h.failures > 1`
+
+// Release takes back in tx (whose tenant is set) an attempt that Reserve counted and whose
+// password was right: the target and target+IP counters are deleted, failures included
+// (success resets the account), and the IP counter only loses this attempt's count
+// (succeeding on one account of its own must not reset a sprayer's budget).
+func (l *Limiter) Release(ctx context.Context, tx pgx.Tx, tenant string, a Attempt, now time.Time) error {
+	cs := l.counters(a)
+	scopes, keys := make([]string, len(cs)), make([][]byte, len(cs))
+	for i, c := range cs {
+		scopes[i], keys[i] = c.scope, c.key
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM rate_limits WHERE tenant_id = $1 AND scope = ANY ($2) AND key = ANY ($3)", tenant, scopes, keys); err != nil {
-		return fmt.Errorf("rate limits: reset: %w", err)
+	if _, err := tx.Exec(ctx, releaseSQL, tenant, scopes, keys, string(a.Kind)+"."+scopeIP, now); err != nil {
+		return fmt.Errorf("rate limits: release: %w", err)
 	}
-	return sweep(ctx, tx, tenant, now)
+	return nil
 }
 
 // sweepBatch bounds the stale rows one call deletes, so that no request pays for a backlog.

@@ -160,7 +160,7 @@ func (e *env) check(t *testing.T, l *Limiter, tenant string, a Attempt, now time
 	t.Helper()
 	var out error
 	err := db.WithTenant(context.Background(), e.pool, tenant, func(tx pgx.Tx) error {
-		_, out = l.Check(context.Background(), tx, tenant, a, now)
+		out = l.Check(context.Background(), tx, tenant, a, now)
 		return nil
 	})
 	if err != nil {
@@ -172,12 +172,13 @@ func (e *env) check(t *testing.T, l *Limiter, tenant string, a Attempt, now time
 	return out
 }
 
+// fail is an attempt whose password is wrong: reserved, and left counted.
 func (e *env) fail(t *testing.T, l *Limiter, tenant string, a Attempt, now time.Time) []Lock {
 	t.Helper()
 	var locks []Lock
 	err := db.WithTenant(context.Background(), e.pool, tenant, func(tx pgx.Tx) error {
 		var err error
-		locks, err = l.Fail(context.Background(), tx, tenant, a, now)
+		locks, err = l.Reserve(context.Background(), tx, tenant, a, now)
 		return err
 	})
 	if err != nil {
@@ -186,13 +187,15 @@ func (e *env) fail(t *testing.T, l *Limiter, tenant string, a Attempt, now time.
 	return locks
 }
 
-func (e *env) reset(t *testing.T, l *Limiter, tenant string, a Attempt, now time.Time) {
+// succeed is an attempt whose password is right: reserved, then released.
+func (e *env) succeed(t *testing.T, l *Limiter, tenant string, a Attempt, now time.Time) {
 	t.Helper()
+	e.fail(t, l, tenant, a, now)
 	err := db.WithTenant(context.Background(), e.pool, tenant, func(tx pgx.Tx) error {
-		return l.Reset(context.Background(), tx, tenant, a, now)
+		return l.Release(context.Background(), tx, tenant, a, now)
 	})
 	if err != nil {
-		t.Fatalf("reset: %v", err)
+		t.Fatalf("release: %v", err)
 	}
 }
 
@@ -223,7 +226,7 @@ func TestLimiter(t *testing.T) {
 	}
 	alice := func(ip string) Attempt { return Attempt{Kind: Login, Target: "alice@acme.example", IP: ip} }
 	type step struct {
-		do      string // "fail", "reset" or "wait"
+		do      string // "fail", "succeed" or "wait"
 		a       Attempt
 		n       int           // fail: how many times
 		d       time.Duration // wait
@@ -273,7 +276,7 @@ func TestLimiter(t *testing.T) {
 		{"success resets the account but not the address", []step{
 			{do: "fail", a: alice("10.0.0.1"), n: 2},
 			{do: "fail", a: Attempt{Kind: Login, Target: "bob@acme.example", IP: "10.0.0.1"}, n: 1},
-			{do: "reset", a: alice("10.0.0.1")},
+			{do: "succeed", a: alice("10.0.0.1")},
 			// alice starts from 0 on both of her counters; the address keeps its 3.
 			{do: "fail", a: alice("10.0.0.1"), n: 1, locks: []string{"login.ip"}, checks: map[Attempt]string{
 				alice("10.0.0.1"): "login.ip",
@@ -300,8 +303,8 @@ func TestLimiter(t *testing.T) {
 					for range st.n {
 						locks = e.fail(t, l, tenant, st.a, now)
 					}
-				case "reset":
-					e.reset(t, l, tenant, st.a, now)
+				case "succeed":
+					e.succeed(t, l, tenant, st.a, now)
 				case "wait":
 					now = now.Add(st.d)
 				}
@@ -329,10 +332,11 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
-// TestLockEngagesOnce: concurrent failures of one attempt (several replicas) serialize on
-// the counters' rows, so exactly one of them reports each lock, which is what makes the
-// lockout's audit row unique.
-func TestLockEngagesOnce(t *testing.T) {
+// TestReserveConcurrent: concurrent attempts of one client at one account (several
+// replicas) serialize on the counters' rows: exactly PerAccountIP of them are granted, the
+// rest refused without being counted, and exactly one reports each lock, which is what
+// makes the lockout's audit row unique.
+func TestReserveConcurrent(t *testing.T) {
 	e := newEnv(t)
 	l, err := New(Config{Window: time.Minute, PerAccountIP: 3, PerAccount: 5, PerIP: 50})
 	if err != nil {
@@ -342,30 +346,96 @@ func TestLockEngagesOnce(t *testing.T) {
 	a := Attempt{Kind: Login, Target: "alice@acme.example", IP: "10.0.0.1"}
 	var mu sync.Mutex
 	engaged := map[string]int{}
+	granted, refused := 0, 0
 	var wg sync.WaitGroup
 	for range 12 {
 		wg.Go(func() {
 			err := db.WithTenant(context.Background(), e.pool, tenantA, func(tx pgx.Tx) error {
-				locks, err := l.Fail(context.Background(), tx, tenantA, a, now)
+				locks, err := l.Reserve(context.Background(), tx, tenantA, a, now)
 				mu.Lock()
 				defer mu.Unlock()
 				for _, lk := range locks {
 					engaged[lk.Scope]++
 				}
+				switch {
+				case err == nil:
+					granted++
+				case IsLocked(err):
+					refused++
+				}
 				return err
 			})
-			if err != nil {
+			if err != nil && !IsLocked(err) {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if engaged["login.target_ip"] != 1 || engaged["login.target"] != 1 || len(engaged) != 2 {
-		t.Errorf("locks engaged %v, want target_ip and target once each", engaged)
+	if granted != 3 || refused != 9 {
+		t.Errorf("%d granted, %d refused; want 3 and 9", granted, refused)
 	}
-	var failures int
-	if err := e.super.QueryRow(context.Background(), "SELECT failures FROM rate_limits WHERE scope = 'login.target'").Scan(&failures); err != nil || failures != 12 {
-		t.Errorf("failures = %d (%v), want 12", failures, err)
+	if engaged["login.target_ip"] != 1 || len(engaged) != 1 {
+		t.Errorf("locks engaged %v, want target_ip once", engaged)
+	}
+	for _, scope := range []string{"login.target_ip", "login.target", "login.ip"} {
+		var failures int
+		if err := e.super.QueryRow(context.Background(), "SELECT failures FROM rate_limits WHERE scope = $1", scope).Scan(&failures); err != nil || failures != 3 {
+			t.Errorf("%s: failures = %d (%v), want 3 (refused attempts are not counted)", scope, failures, err)
+		}
+	}
+}
+
+// TestReleaseConcurrent: attempts of one address at several accounts, reserved and released
+// concurrently, neither deadlock (Reserve and Release lock the counters in one order) nor
+// lose or leave counts: once all have succeeded, no live counter is left, and a failure
+// among them is still counted on the address.
+func TestReleaseConcurrent(t *testing.T) {
+	e := newEnv(t)
+	l, err := New(Config{Window: time.Minute, PerAccountIP: 1000, PerAccount: 1000, PerIP: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e.fail(t, l, tenantA, Attempt{Kind: Login, Target: "mallory@acme.example", IP: "10.0.0.1"}, now)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			a := Attempt{Kind: Login, Target: []string{"alice@acme.example", "bob@acme.example"}[i%2], IP: "10.0.0.1"}
+			for range 10 {
+				err := db.WithTenant(context.Background(), e.pool, tenantA, func(tx pgx.Tx) error {
+					_, err := l.Reserve(context.Background(), tx, tenantA, a, now)
+					return err
+				})
+				if err == nil {
+					err = db.WithTenant(context.Background(), e.pool, tenantA, func(tx pgx.Tx) error {
+						return l.Release(context.Background(), tx, tenantA, a, now)
+					})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var scopes []string
+	rows, err := e.super.Query(context.Background(), "SELECT scope || '=' || failures FROM rate_limits ORDER BY scope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		scopes = append(scopes, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(scopes, ","), "login.ip=1,login.target=1,login.target_ip=1"; got != want {
+		t.Errorf("counters %s, want %s (mallory's failure alone)", got, want)
 	}
 }
 
@@ -390,9 +460,9 @@ FROM generate_series(1, 150) i`, tenant, now); err != nil {
 	if n := e.rows(t, "tenant_id = '"+tenantA+"' AND expires_at <= '"+now.Format(time.RFC3339)+"'"); n != 150-sweepBatch {
 		t.Errorf("after one failure: %d expired rows of A, want %d", n, 150-sweepBatch)
 	}
-	e.reset(t, l, tenantA, a, now)
+	e.succeed(t, l, tenantA, a, now)
 	if n := e.rows(t, "tenant_id = '"+tenantA+"'"); n != 1 {
-		t.Errorf("after a reset: %d rows of A, want 1 (the address's live counter)", n)
+		t.Errorf("after a success: %d rows of A, want 1 (the address's live counter)", n)
 	}
 	if n := e.rows(t, "tenant_id = '"+tenantB+"'"); n != 150 {
 		t.Errorf("tenant B: %d rows, want its 150 untouched", n)
@@ -414,7 +484,7 @@ func TestRowLevelSecurity(t *testing.T) {
 		t.Errorf("no tenant set: %d rows visible (%v), want 0", n, err)
 	}
 	err = db.WithTenant(context.Background(), e.pool, tenantB, func(tx pgx.Tx) error {
-		_, err := l.Fail(context.Background(), tx, tenantA, Attempt{Kind: Login, Target: "x"}, now)
+		_, err := l.Reserve(context.Background(), tx, tenantA, Attempt{Kind: Login, Target: "x"}, now)
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "row-level security") {

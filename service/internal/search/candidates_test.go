@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bitvault/bitvault/service/internal/db"
+	"github.com/bitvault/bitvault/service/internal/files"
 	"github.com/bitvault/bitvault/service/internal/identity"
 	"github.com/bitvault/bitvault/service/internal/search"
 	"github.com/bitvault/bitvault/service/internal/testsupport/apitest"
@@ -19,7 +20,7 @@ import (
 // indexScans returns the number of scans of each index of the search (pg_stat_user_indexes).
 func indexScans(t *testing.T, e *apitest.Env) map[string]int64 {
 	t.Helper()
-	rows, err := e.Super.Query(context.Background(), "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE indexrelname IN ('nodes_search', 'node_content_search')")
+	rows, err := e.Super.Query(context.Background(), "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE indexrelname IN ('nodes_search_tenant', 'node_content_search_tenant')")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func indexScans(t *testing.T, e *apitest.Env) map[string]int64 {
 // been idle a while).
 func onOneConnection(t *testing.T, e *apitest.Env) (*search.Service, func()) {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(e.Pool.Config().ConnString())
+	cfg, err := db.ParseConfig(e.Pool.Config().ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +103,10 @@ SELECT tenant_id, id, $2, name, to_tsvector('simple', name) FROM nodes WHERE ten
 		want  []string
 		index string
 	}{
-		{"meeting", []string{"meeting-notes.txt"}, "nodes_search"}, // not globex's
-		{"roadmap", []string{"meeting-notes.txt"}, "node_content_search"},
-		{"meeting roadmap", []string{"meeting-notes.txt"}, "node_content_search"}, // split between name and content
-		{"budget roadmap", []string{}, "nodes_search"},
+		{"meeting", []string{"meeting-notes.txt"}, "nodes_search_tenant"}, // not globex's
+		{"roadmap", []string{"meeting-notes.txt"}, "node_content_search_tenant"},
+		{"meeting roadmap", []string{"meeting-notes.txt"}, "node_content_search_tenant"}, // split between name and content
+		{"budget roadmap", []string{}, "nodes_search_tenant"},
 	}
 	s, flush := onOneConnection(t, e.Env)
 	for _, c := range cases {
@@ -192,4 +193,30 @@ func (readEverything) ReadScope(context.Context, identity.Principal) (bool, []st
 func isCode(err error, code string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == code
+}
+
+// TestCandidatesSkipTrash: a node in the trash does not take a candidate slot through its
+// content, so the live match is still found with a limit of one.
+func TestCandidatesSkipTrash(t *testing.T) {
+	e := apitest.New(t)
+	owner, _, _ := e.Tenant("acme")
+	content := func(n files.CommitResult, text string) {
+		e.Exec(`INSERT INTO node_content (tenant_id, node_id, version_id, content, search_vector)
+VALUES ($1, $2, $3, $4, setweight(to_tsvector('simple', $4), 'D'))`, owner.P.TenantID, n.Node.ID, n.Version.ID, text)
+	}
+	trashed := e.Upload(owner, "/old.txt", []byte("a"))
+	content(trashed, "zebra crossing")
+	e.Want(e.Do("POST", "/v1/nodes/"+trashed.Node.ID+"/trash", owner.Token, nil), 200, "")
+	live := e.Upload(owner, "/new.txt", []byte("b"))
+	content(live, "zebra stripes")
+
+	s, err := search.New(e.Pool, readEverything{}, e.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CandidateLimit = 1
+	page, err := s.Search(context.Background(), owner.P, "zebra", "", 10)
+	if err != nil || len(page.Results) != 1 || page.Results[0].Name != "new.txt" {
+		t.Errorf("zebra with one candidate: %+v (%v), want new.txt", page.Results, err)
+	}
 }

@@ -25,7 +25,8 @@
 // the name without its extension is: an exact name beats a partial match. Ties go by node
 // id. Pages are keyset-paginated on (rank, id) with an opaque cursor.
 //
-// The matching nodes come from the GIN indexes through search_candidates (migration 0011),
+// The matching nodes come from the GIN indexes (led by tenant_id, migration 0015, so a
+// search reads only its tenant's index entries) through search_candidates (migration 0011),
 // because the text-search match operator is not leakproof and row-level security would
 // otherwise keep the planner off the indexes (a scan of all the tenant's nodes per search).
 // Each lookup returns at most CandidateLimit nodes (default 10,000): a query matching more

@@ -236,16 +236,17 @@ type linkTarget struct {
 	passwordHash *string
 	downloadOnly bool
 	node         nodeInfo
-	// attempt is the password check's, for the brute-force limits; limited says whether its
-	// counters have live failures (a success clears them).
+	// attempt is the password check's, for the brute-force limits, reserved by lookupLink;
+	// locks are the counters its reservation locked (audited unless the password is right).
 	attempt ratelimit.Attempt
-	limited bool
+	locks   []ratelimit.Lock
 }
 
 // ResolveLink checks a link (token, and password when it has one) and presigns the download
 // of its file's current version. clientIP (ratelimit.Config.ClientIP; "" if unknown) is counted
-// against the link's brute-force limits when the password is wrong; while they are exceeded
-// the password is not even checked: a *ratelimit.LockedError (429).
+// against the link's brute-force limits when the password is wrong (from before the hash
+// until it turns out right); while they are exceeded the password is not even checked: a
+// *ratelimit.LockedError (429).
 func (s *Service) ResolveLink(ctx context.Context, token, password, clientIP string) (storage.Presigned, error) {
 	tenant, hash, ok := parseLinkToken(token)
 	if !ok {
@@ -272,8 +273,9 @@ func (s *Service) ResolveLink(ctx context.Context, token, password, clientIP str
 }
 
 // lookupLink reads the live link of token hash and its file in tenant. For a
-// password-protected link given a password, it also checks the brute-force counters of the
-// link and clientIP, before any hashing: a *ratelimit.LockedError when they are exceeded.
+// password-protected link given a password, it also reserves the attempt on the brute-force
+// counters of the link and clientIP (ratelimit.Limiter.Reserve), before any hashing: a
+// *ratelimit.LockedError when they are exceeded, which rolls the reservation back.
 func (s *Service) lookupLink(ctx context.Context, tenant string, hash []byte, password, clientIP string) (linkTarget, error) {
 	var l linkTarget
 	now := s.now()
@@ -302,15 +304,15 @@ WHERE l.tenant_id = $1 AND l.token_hash = $2`, tenant, hash).Scan(&l.id, &nodeID
 			return err
 		}
 		l.attempt = ratelimit.Attempt{Kind: ratelimit.Link, Target: l.id, IP: clientIP}
-		l.limited, err = s.limiter.Check(ctx, tx, tenant, l.attempt, now)
+		l.locks, err = s.limiter.Reserve(ctx, tx, tenant, l.attempt, now)
 		return err
 	})
 	return l, err
 }
 
-// checkLinkPassword verifies password against the link's (counters already checked by
-// lookupLink): a wrong one is counted, and audited when it locks the link, a right one
-// clears the link's counters if it has any.
+// checkLinkPassword verifies password against the link's (the attempt already reserved by
+// lookupLink): a right one takes the attempt back, which clears the link's counters; a wrong
+// one stays counted, and the locks its reservation engaged are audited.
 func (s *Service) checkLinkPassword(ctx context.Context, tenant string, l linkTarget, password string) error {
 	if password == "" {
 		return ErrPasswordRequired
@@ -319,23 +321,28 @@ func (s *Service) checkLinkPassword(ctx context.Context, tenant string, l linkTa
 	if len(password) <= MaxLinkPasswordLen {
 		var err error
 		if match, err = s.hasher.VerifyPassword(ctx, password, *l.passwordHash); err != nil {
-			return wrap("resolve link: verify password", err)
+			// Not checked (the request ended): the attempt stays counted, its locks audited.
+			return errors.Join(wrap("resolve link: verify password", err), s.linkLocked(context.WithoutCancel(ctx), tenant, l))
 		}
 	}
 	if match {
-		if !l.limited {
-			return nil // nothing to clear: no write on the common path
-		}
-		return wrap("resolve link: reset limits", db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-			return s.limiter.Reset(ctx, tx, tenant, l.attempt, s.now())
+		return wrap("resolve link: release limits", db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+			return s.limiter.Release(ctx, tx, tenant, l.attempt, s.now())
 		}))
 	}
+	if err := s.linkLocked(ctx, tenant, l); err != nil {
+		return err
+	}
+	return ErrWrongPassword
+}
+
+// linkLocked audits the locks that l's attempt engaged (once per lockout), if any.
+func (s *Service) linkLocked(ctx context.Context, tenant string, l linkTarget) error {
+	if len(l.locks) == 0 {
+		return nil
+	}
 	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		locks, err := s.limiter.Fail(ctx, tx, tenant, l.attempt, s.now())
-		if err != nil {
-			return err
-		}
-		for _, lk := range locks {
+		for _, lk := range l.locks {
 			payload := map[string]any{"link_id": l.id, "node_id": l.node.id, "ip": l.attempt.IP, "scope": lk.Scope, "failures": lk.Failures, "locked_until": lk.Until}
 			if err := audit.Record(ctx, tx, tenant, "", audit.LinkPasswordLocked, l.id, payload); err != nil {
 				return err
@@ -343,8 +350,5 @@ func (s *Service) checkLinkPassword(ctx context.Context, tenant string, l linkTa
 		}
 		return nil
 	})
-	if err != nil {
-		return wrap("resolve link: record failure", err)
-	}
-	return ErrWrongPassword
+	return wrap("resolve link: record lock", err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,6 +166,45 @@ func TestLinkPasswordRateLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLinkPasswordRateLimitConcurrent: wrong passwords sent all at once, more than the
+// limit and spread over both replicas, are counted before their hashes: at most
+// PerAccountIP of them are checked (401), the others refused (429) unchecked, and the
+// lockout is audited once.
+func TestLinkPasswordRateLimitConcurrent(t *testing.T) {
+	e := newLimitedEnv(t)
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = e.replicas[i%2].ResolveLink(context.Background(), e.tokens[0], "not the password", "10.0.0.1")
+		})
+	}
+	wg.Wait()
+	wrong, locked := 0, 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, sharing.ErrWrongPassword):
+			wrong++
+		case ratelimit.IsLocked(err):
+			locked++
+		default:
+			t.Errorf("resolve: %v", err)
+		}
+	}
+	if wrong != linkLimits.PerAccountIP || locked != n-linkLimits.PerAccountIP {
+		t.Errorf("%d wrong, %d locked; want %d and %d", wrong, locked, linkLimits.PerAccountIP, n-linkLimits.PerAccountIP)
+	}
+	if h := e.hasher.verifies.Load(); h > int64(linkLimits.PerAccountIP) {
+		t.Errorf("%d password checks, want at most %d", h, linkLimits.PerAccountIP)
+	}
+	var audits int
+	if err := e.Super.QueryRow(context.Background(), "SELECT count(*) FROM audit_log WHERE event_type = $1", audit.LinkPasswordLocked).Scan(&audits); err != nil || audits != 1 {
+		t.Errorf("%d %s audit rows (%v), want 1", audits, audit.LinkPasswordLocked, err)
+	}
+	e.resolve(t, try{link: 0, password: linkPassword, ip: "10.0.0.1", want: "locked"})
 }
 
 // TestHTTPLinkPasswordRateLimit: over HTTP a locked link answers 429 rate_limited with

@@ -120,3 +120,40 @@ func TestPresignPartChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestS3MultipartMissingBucket: a missing bucket (a misconfigured store) is an error of the
+// multipart operations, not ErrNoSuchUpload, on which callers discard the upload; abort does
+// not report it as done either.
+func TestS3MultipartMissingBucket(t *testing.T) {
+	ctx := context.Background()
+	b := s3test.New(t)
+	const key = "staging/t/mp-missing-bucket"
+	id, err := storage.Multipart(b.Store(t)).CreateMultipart(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := *b
+	missing.Name += "-missing"
+	mp := storage.Multipart(missing.Store(t))
+	parts := []storage.Part{{Number: 1, Size: 3, ETag: `"etag"`}}
+	tests := []struct {
+		name string
+		op   func() error
+	}{
+		{"list parts", func() error { _, err := mp.ListParts(ctx, key, id); return err }},
+		{"complete", func() error { return mp.CompleteMultipart(ctx, key, id, parts) }},
+		{"abort", func() error { return mp.AbortMultipart(ctx, key, id) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.op()
+			if err == nil || errors.Is(err, storage.ErrNoSuchUpload) {
+				t.Errorf("err = %v, want an error other than ErrNoSuchUpload", err)
+			}
+		})
+	}
+	// The upload is still there in the real bucket.
+	if _, err := storage.Multipart(b.Store(t)).ListParts(ctx, key, id); err != nil {
+		t.Errorf("ListParts in the real bucket: %v", err)
+	}
+}

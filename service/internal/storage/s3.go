@@ -330,16 +330,32 @@ func (s *S3) AbortMultipart(ctx context.Context, key, id string) error {
 	return err
 }
 
-// wrapMultipart is wrap, mapping S3's NoSuchUpload (a 404) to ErrNoSuchUpload.
+// wrapMultipart is wrap, mapping S3's NoSuchUpload error, and only that, to ErrNoSuchUpload.
+// Other 404s (NoSuchBucket: a misconfigured store) stay errors: callers discard an upload on
+// ErrNoSuchUpload, which must not happen because the bucket is missing.
 func (s *S3) wrapMultipart(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := errors.AsType[*types.NoSuchUpload](err); ok {
-		return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, ErrNoSuchUpload)
-	}
-	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() == http.StatusNotFound {
+	if isNoSuchUpload(err) {
 		return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, ErrNoSuchUpload)
 	}
 	return fmt.Errorf("storage: %s s3://%s/%s: %w", op, s.cfg.Bucket, key, err)
+}
+
+// isNoSuchUpload reports whether err is S3's NoSuchUpload: the modelled *types.NoSuchUpload
+// (AbortMultipartUpload) or an API error with that code (ListParts and
+// CompleteMultipartUpload do not model it).
+func isNoSuchUpload(err error) bool {
+	if _, ok := errors.AsType[*types.NoSuchUpload](err); ok {
+		return true
+	}
+	// smithy.APIError, without importing smithy-go for one method.
+	if ae, ok := errors.AsType[interface {
+		error
+		ErrorCode() string
+	}](err); ok {
+		return ae.ErrorCode() == "NoSuchUpload"
+	}
+	return false
 }

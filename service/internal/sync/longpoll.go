@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/bitvault/bitvault/service/internal/identity"
@@ -11,20 +12,22 @@ import (
 // wait for one, then answers the page (empty when the wait ran out). The journal stays the
 // truth: a wake-up (Config.Notifier) only makes it read the journal again, as does every
 // Config.Recheck, so that a lost wake-up only delays the answer and a spurious one costs a
-// read. When Config.Stop closes (the server drains) it answers at once. When ctx ends (the
-// client went away) it returns ctx's error.
+// read. When Config.Stop closes (the server shuts down) it answers at once. When ctx ends
+// (the client went away) it returns ctx's error. wait is at most MaxWait (the HTTP handler
+// validates it; a longer one is cut to MaxWait).
+//
+// Each time a read found nothing and it starts waiting, it logs "long poll waiting" at debug
+// level (reads: the reads so far).
 func (s *Service) WaitChanges(ctx context.Context, p identity.Principal, cursor int64, limit int, wait time.Duration) (Changes, error) {
-	switch {
-	case wait < 0 || wait > MaxWait:
-		return Changes{}, invalid("wait must be between 0s and %s", MaxWait)
-	case wait == 0:
+	if wait <= 0 {
 		return s.Pull(ctx, p, cursor, limit)
 	}
+	wait = min(wait, MaxWait)
 	expired := time.NewTimer(wait)
 	defer expired.Stop()
 	recheck := time.NewTicker(s.cfg.Recheck)
 	defer recheck.Stop()
-	last := false
+	last, reads := false, 0
 	for {
 		// The wait is registered before the read: a commit landing between the read and the
 		// select still wakes it.
@@ -34,6 +37,8 @@ func (s *Service) WaitChanges(ctx context.Context, p identity.Principal, cursor 
 			release()
 			return page, err
 		}
+		reads++
+		s.logger.DebugContext(ctx, "long poll waiting", slog.String("tenant_id", p.TenantID), slog.Int64("cursor", cursor), slog.Int("reads", reads))
 		select {
 		case <-woken:
 		case <-recheck.C:

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -24,10 +26,13 @@ import (
 const noRecheck = time.Hour
 
 // pollEnv is the files API with the lite profile's events (relay, in-process bus, sync
-// signal: the production wiring) and a sync service woken by its signal.
+// signal: the production wiring) and a sync service woken by its signal, through a spy
+// counting the wake-ups.
 type pollEnv struct {
 	*apitest.Env
 	signal *consumers.Signal
+	spy    *spyNotifier
+	parked *parkLog
 	url    string // the server of the sync service woken by signal
 }
 
@@ -39,18 +44,93 @@ func newPollEnv(t *testing.T) *pollEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	svc, err := bvsync.New(e.Pool, bvsync.Config{Notifier: signal, Recheck: noRecheck}, e.Logger)
+	p := &pollEnv{Env: e, signal: signal, spy: &spyNotifier{n: signal, woken: map[string]int{}}, parked: &parkLog{n: map[string]int{}}}
+	svc, err := bvsync.New(e.Pool, bvsync.Config{Notifier: p.spy, Recheck: noRecheck}, slog.New(p.parked))
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.Routes(e.Mux, e.Auth)
-	return &pollEnv{Env: e, signal: signal, url: e.URL}
+	p.url = e.URL
+	return p
 }
 
-// serve starts a sync service with cfg on its own server and returns the server's URL.
-func (p *pollEnv) serve(t *testing.T, cfg bvsync.Config) string {
+// spyNotifier passes the waits on to n and counts, per tenant, those that were woken (their
+// channel closed by the time the long poll releases them).
+type spyNotifier struct {
+	n     bvsync.Notifier
+	mu    gosync.Mutex
+	woken map[string]int
+}
+
+func (s *spyNotifier) Wait(tenant string) (<-chan struct{}, func()) {
+	ch, release := s.n.Wait(tenant)
+	return ch, func() {
+		select {
+		case <-ch:
+			s.mu.Lock()
+			s.woken[tenant]++
+			s.mu.Unlock()
+		default:
+		}
+		release()
+	}
+}
+
+func (s *spyNotifier) wakeups(tenant string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.woken[tenant]
+}
+
+// parkLog is a slog.Handler counting, per tenant, the "long poll waiting" records: long
+// polls whose first read found nothing, now waiting.
+type parkLog struct {
+	mu gosync.Mutex
+	n  map[string]int
+}
+
+func (h *parkLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *parkLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *parkLog) WithGroup(string) slog.Handler            { return h }
+func (h *parkLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "long poll waiting" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "tenant_id" {
+			h.mu.Lock()
+			h.n[a.Value.String()]++
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *parkLog) count(tenant string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[tenant]
+}
+
+// waitParked waits until n long polls of tenant have done their first read and wait: a
+// commit from then on can only reach them through a wake-up or a re-check.
+func (h *parkLog) waitParked(t *testing.T, tenant string, n int) {
 	t.Helper()
-	svc, err := bvsync.New(p.Pool, cfg, p.Logger)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.count(tenant) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d long polls waiting after their first read, want %d", h.count(tenant), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// serve starts a sync service with cfg on its own server and returns the server's URL; its
+// long polls are counted in parked.
+func (p *pollEnv) serve(t *testing.T, cfg bvsync.Config, parked *parkLog) string {
+	t.Helper()
+	svc, err := bvsync.New(p.Pool, cfg, slog.New(parked))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,39 +205,60 @@ func (p *pollEnv) latest(t *testing.T, u apitest.User) int64 {
 
 // TestLongPoll: a long poll with nothing after its cursor waits; the signal of a commit in
 // its tenant (relay → in-process bus → signal) ends it with the change, long before the
-// wait; another tenant's commit does not, and the wait ends with the empty page; a client
-// that goes away ends it.
+// wait (there is no re-check); another tenant's commit does not wake it, and the wait ends
+// with the empty page; a client that goes away ends it.
 func TestLongPoll(t *testing.T) {
 	e := newPollEnv(t)
 	owner, member, _ := e.Tenant("acme")
 	globex, _, _ := e.Tenant("globex")
 	e.Folder(owner, "/docs")
+	tenant := owner.P.TenantID
 
 	t.Run("woken by its tenant's commit", func(t *testing.T) {
 		cursor := e.latest(t, owner)
+		parked, woken := e.parked.count(tenant), e.spy.wakeups(tenant)
 		done := poll(context.Background(), e.url, owner, cursor, "30s")
-		e.waiting(t, owner.P.TenantID, 1)
+		// Its first read is done: the commit cannot be in it.
+		e.parked.waitParked(t, tenant, parked+1)
 		e.Upload(member, "/docs/a.txt", []byte("alpha"))
 		res := <-done
 		if res.err != nil || res.status != http.StatusOK || len(res.changes.Changes) != 1 || res.changes.Changes[0].Name != "a.txt" || res.changes.NextCursor != cursor+1 {
 			t.Fatalf("long poll = %d %v %+v, want the commit", res.status, res.err, res.changes)
 		}
-		if res.elapsed >= 30*time.Second {
-			t.Errorf("answered after %s: the wait ran out, the signal did not wake it", res.elapsed)
+		if res.elapsed >= 20*time.Second {
+			t.Errorf("answered after %s: the signal did not wake it", res.elapsed)
+		}
+		if n := e.spy.wakeups(tenant) - woken; n != 1 {
+			t.Errorf("%d wake-ups, want 1: the answer came from something else than the signal", n)
 		}
 	})
 
 	t.Run("not woken by another tenant's commit", func(t *testing.T) {
 		cursor := e.latest(t, owner)
+		parked, woken := e.parked.count(tenant), e.spy.wakeups(tenant)
 		done := poll(context.Background(), e.url, owner, cursor, "1500ms")
-		e.waiting(t, owner.P.TenantID, 1)
+		e.parked.waitParked(t, tenant, parked+1)
+		// globex's own wait closes once its commit's event has gone through the signal.
+		relayed, release := e.signal.Wait(globex.P.TenantID)
+		defer release()
 		e.Upload(globex, "/b.txt", []byte("bravo"))
+		select {
+		case <-relayed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("globex's commit never reached the signal")
+		}
+		if n := e.spy.wakeups(tenant) - woken; n != 0 {
+			t.Errorf("acme's long poll woken %d times by globex's commit", n)
+		}
 		res := <-done
 		if res.err != nil || res.status != http.StatusOK || len(res.changes.Changes) != 0 || res.changes.NextCursor != cursor {
 			t.Fatalf("long poll = %d %v %+v, want the empty page", res.status, res.err, res.changes)
 		}
 		if res.elapsed < 1500*time.Millisecond {
 			t.Errorf("answered after %s, before its wait of 1.5s", res.elapsed)
+		}
+		if n := e.spy.wakeups(tenant) - woken; n != 0 {
+			t.Errorf("acme's long poll woken %d times by globex's commit", n)
 		}
 	})
 
@@ -220,20 +321,27 @@ func TestLongPollWithoutSignal(t *testing.T) {
 	owner, _, _ := e.Tenant("acme")
 
 	t.Run("re-check", func(t *testing.T) {
-		url := e.serve(t, bvsync.Config{Recheck: 50 * time.Millisecond})
+		const recheck = 300 * time.Millisecond
+		parked := &parkLog{n: map[string]int{}}
+		url := e.serve(t, bvsync.Config{Recheck: recheck}, parked)
 		cursor := e.latest(t, owner)
 		done := poll(context.Background(), url, owner, cursor, "30s")
+		// The commit after the first read: only a re-check can see it.
+		parked.waitParked(t, owner.P.TenantID, 1)
 		e.Folder(owner, "/late")
 		res := <-done
 		if res.status != http.StatusOK || len(res.changes.Changes) != 1 || res.elapsed >= 30*time.Second {
 			t.Fatalf("long poll = %d %+v after %s, want the change within the wait", res.status, res.changes, res.elapsed)
+		}
+		if res.elapsed < recheck {
+			t.Errorf("answered after %s, before the first re-check (%s): without a signal, only a re-check sees the commit", res.elapsed, recheck)
 		}
 	})
 
 	t.Run("draining", func(t *testing.T) {
 		stop := make(chan struct{})
 		close(stop)
-		url := e.serve(t, bvsync.Config{Notifier: e.signal, Recheck: noRecheck, Stop: stop})
+		url := e.serve(t, bvsync.Config{Notifier: e.signal, Recheck: noRecheck, Stop: stop}, &parkLog{n: map[string]int{}})
 		res := <-poll(context.Background(), url, owner, e.latest(t, owner), "60s")
 		if res.status != http.StatusOK || len(res.changes.Changes) != 0 || res.elapsed >= 60*time.Second {
 			t.Fatalf("long poll on a draining server = %d %+v after %s, want the empty page at once", res.status, res.changes, res.elapsed)

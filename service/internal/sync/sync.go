@@ -25,7 +25,7 @@
 // nothing after the cursor waits for a change instead of answering an empty page at once:
 // it reads the journal again when the tenant's "changes available" signal arrives
 // (Config.Notifier: the bus's files events, fanned out per tenant in each bitvaultd
-// process), and every Config.Recheck anyway, and answers as soon as there is a change, or
+// process), and every Config.Recheck anyway (BITVAULT_SYNC_RECHECK, default 15s), and answers as soon as there is a change, or
 // the empty page when the wait runs out. The signal is only a wake-up: the journal stays the
 // truth, so a lost signal delays the answer by a re-check at most.
 //
@@ -76,9 +76,31 @@ const (
 const (
 	// MaxWait bounds a long poll's wait.
 	MaxWait = 60 * time.Second
-	// DefaultRecheck is how often a long poll re-reads the journal without a wake-up.
-	DefaultRecheck = 3 * time.Second
+	// DefaultRecheck is how often a long poll re-reads the journal without a wake-up. The
+	// signal is the wake-up; the re-check only covers a lost signal, and costs a
+	// transaction per idle long poll each time (N idle devices: N/15 transactions a second).
+	DefaultRecheck = 15 * time.Second
+	// MinRecheck is the shortest Recheck LoadConfig accepts.
+	MinRecheck = time.Second
 )
+
+// EnvRecheck sets Config.Recheck: a duration of at least MinRecheck (default
+// DefaultRecheck).
+const EnvRecheck = "BITVAULT_SYNC_RECHECK"
+
+// LoadConfig reads the sync settings (EnvRecheck) through lookup; the other fields are the
+// binary's to set.
+func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
+	c := Config{Recheck: DefaultRecheck}
+	if v, _ := lookup(EnvRecheck); strings.TrimSpace(v) != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < MinRecheck {
+			return Config{}, fmt.Errorf("%s=%q: want a duration of at least %s", EnvRecheck, v, MinRecheck)
+		}
+		c.Recheck = d
+	}
+	return c, nil
+}
 
 // Notifier wakes long polls: Wait returns a channel closed when the tenant's namespace may
 // have changed, and a function releasing the wait (consumers.Signal implements it).
@@ -98,8 +120,9 @@ type Config struct {
 	// Recheck is how often a long poll re-reads the journal anyway (0: DefaultRecheck), so
 	// that a lost wake-up only delays it.
 	Recheck time.Duration
-	// Stop, once closed (the server drains), ends the long polls at once: they answer what
-	// the journal has, so that in-flight requests do not hold up the shutdown.
+	// Stop, once closed (the server shuts down, after its drain delay), ends the long polls
+	// at once: they answer what the journal has, so that in-flight requests do not hold up
+	// the shutdown.
 	Stop <-chan struct{}
 }
 

@@ -85,21 +85,13 @@ func parseBool(name, v string) (bool, error) {
 	return b, nil
 }
 
-// parseCIDRs reads a list of prefixes (or single addresses), masked.
+// parseCIDRs reads EnvAllowedCIDRs (config.ParsePrefixes).
 func parseCIDRs(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range splitList(v) {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil || a.Zone() != "" {
-				return nil, fmt.Errorf("%s: %q is not a CIDR (e.g. 10.1.2.0/24) or an address", EnvAllowedCIDRs, s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		out = append(out, p.Masked())
+	p, err := config.ParsePrefixes(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvAllowedCIDRs, err)
 	}
-	return out, nil
+	return p, nil
 }
 
 func parseKey(name, v string) ([]byte, error) {

@@ -31,9 +31,10 @@ import (
 // rotating the master key (setting a new one, moving the old one to BITVAULT_SECRET_OLD_KEYS)
 // keeps the old rows readable. Rows written before encryption existed hold the plaintext
 // "whsec_…" and are read as such. Both kinds are re-encrypted under the active key by the
-// dispatcher: all of them when it starts (ReencryptAll), and a tenant's whenever it
-// delivers for that tenant or an admin lists its endpoints (ReencryptTenant); migration
-// 0009's generated column secret_key_id (NULL for plaintext) finds them.
+// dispatcher when it starts (ReencryptAll; keys only change with a restart), and by a sweep
+// every hour after that, which catches the rows that replicas still on the old key sealed
+// during a rolling rotation; never on the delivery or API paths. Migration 0009's generated
+// column secret_key_id (NULL for plaintext) finds them.
 //
 // The value stays in the existing text column rather than a new bytea one: a migration
 // could not encrypt the legacy rows anyway (no key in SQL), one column cannot hold both a
@@ -44,7 +45,9 @@ import (
 // give every replica the new key as an old key (BITVAULT_SECRET_OLD_KEYS=new), then make it
 // the active one (BITVAULT_SECRET_KEY=new, BITVAULT_SECRET_OLD_KEYS=previous). A delivery
 // whose secret cannot be decrypted is retried on the schedule, so a short overlap costs
-// retries, not deliveries.
+// retries, not deliveries. Drop the previous key from BITVAULT_SECRET_OLD_KEYS only once no
+// row is sealed under it any more (webhook_endpoints.secret_key_id), that is after the
+// dispatcher has restarted, or swept, with every replica on the new key.
 
 const (
 	sealedPrefix = "enc:v1:"

@@ -55,6 +55,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -105,6 +106,9 @@ type Service struct {
 	keys   *keyring
 	client *http.Client
 	logger *slog.Logger
+	// unreadable holds the endpoints ("tenant/id") whose unreadable secret this process
+	// has logged.
+	unreadable sync.Map
 }
 
 // New returns a Service on the app role's pool.
@@ -204,7 +208,7 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, in NewEndpoi
 	}
 	// The id is chosen here, not by the database, because it is part of the secret's
 	// associated data.
-	ep := Endpoint{ID: newUUID(), URL: in.URL, Events: events, Secret: newSecret()}
+	ep := Endpoint{ID: uuid.New(), URL: in.URL, Events: events, Secret: newSecret()}
 	sealed, err := s.keys.seal(p.TenantID, ep.ID, ep.Secret)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("webhooks: create: %w", err)
@@ -226,22 +230,11 @@ func newSecret() string {
 	return "whsec_" + hex.EncodeToString(raw)
 }
 
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return uuid.Format(b)
-}
-
-// List returns the tenant's endpoints, oldest first, without secrets. An admin looking at
-// the endpoints is also a moment to re-encrypt the tenant's legacy and old-key secrets.
+// List returns the tenant's endpoints, oldest first, without secrets.
 func (s *Service) List(ctx context.Context, p identity.Principal) ([]Endpoint, error) {
 	if err := authorize(p); err != nil {
 		return nil, err
 	}
-	s.reencryptQuietly(ctx, p.TenantID)
 	eps := []Endpoint{}
 	err := db.WithTenant(ctx, s.pool, p.TenantID, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "SELECT id::text, url, events, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", p.TenantID)
@@ -435,9 +428,8 @@ type outcome struct {
 
 // DispatchOnce sends the deliveries due now, tenant by tenant (webhook_due_tenants), each
 // in its own transaction holding the row lock while it is sent. It returns the number of
-// attempts made. Before sending, it re-encrypts the tenant's secrets that are not under the
-// active key (legacy plaintext, old key): the dispatcher is the one process that regularly
-// works for every tenant with webhooks.
+// attempts made. It writes nothing but the deliveries: the secrets are re-encrypted by
+// RunDispatcher's sweeps (ReencryptAll), not on this path, which runs every Config.Interval.
 func (s *Service) DispatchOnce(ctx context.Context) (int, error) {
 	rows, err := s.pool.Query(ctx, "SELECT tenant_id::text FROM webhook_due_tenants($1)", s.now())
 	if err != nil {
@@ -449,7 +441,6 @@ func (s *Service) DispatchOnce(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, t := range tenants {
-		s.reencryptQuietly(ctx, t)
 		for ctx.Err() == nil {
 			sent, err := s.sendOne(ctx, t)
 			if err != nil {
@@ -575,17 +566,16 @@ func (s *Service) post(ctx context.Context, tenant string, d due, secret string)
 	return resp.StatusCode, nil
 }
 
-// reencryptQuietly is ReencryptTenant for the paths that must not fail because of it.
-func (s *Service) reencryptQuietly(ctx context.Context, tenant string) {
-	if _, err := s.ReencryptTenant(ctx, tenant); err != nil && ctx.Err() == nil {
-		s.logger.WarnContext(ctx, "webhook secrets re-encryption failed", slog.String("tenant", tenant), slog.String("error", err.Error()))
-	}
-}
+// resealInterval is the period of RunDispatcher's re-encryption sweeps after the one at
+// start. Keys only change when a process restarts, so the sweep at start does the work; the
+// later ones (one cross-tenant query when nothing is stale) catch the rows that replicas not
+// yet restarted with the new key sealed under the old one during a rolling rotation, before
+// that key is retired.
+const resealInterval = time.Hour
 
 // ReencryptAll re-encrypts the secrets of every tenant that has some not sealed under the
 // active key (webhook_secret_stale_tenants), and returns how many it rewrote. The dispatcher
-// runs it at start, so that legacy plaintext rows and rows of a rotated-out key do not wait
-// for their tenant's next delivery.
+// runs it at start (and every resealInterval), never on the delivery or API paths.
 func (s *Service) ReencryptAll(ctx context.Context) (int, error) {
 	rows, err := s.pool.Query(ctx, "SELECT tenant_id::text FROM webhook_secret_stale_tenants($1)", s.keys.active.id)
 	if err != nil {
@@ -608,7 +598,8 @@ func (s *Service) ReencryptAll(ctx context.Context) (int, error) {
 
 // ReencryptTenant seals under the active key every secret of tenant that is not (legacy
 // plaintext, or sealed under an old key) and returns how many it rewrote. Unreadable values
-// are left as they are (and logged): their deliveries fail with the reason.
+// are left as they are (and logged once per endpoint by this process): their deliveries
+// fail with the reason and are retried.
 func (s *Service) ReencryptTenant(ctx context.Context, tenant string) (int, error) {
 	n := 0
 	err := db.WithTenant(ctx, s.pool, tenant, func(tx pgx.Tx) error {
@@ -649,7 +640,10 @@ WHERE tenant_id = $1 AND secret_key_id IS DISTINCT FROM $2 FOR NO KEY UPDATE SKI
 func (s *Service) reencrypt(ctx context.Context, tx pgx.Tx, tenant, id, stored string) (bool, error) {
 	secret, _, err := s.keys.open(tenant, id, stored)
 	if err != nil {
-		s.logger.WarnContext(ctx, "webhook secret unreadable, left as is", slog.String("tenant", tenant), slog.String("endpoint", id), slog.String("error", err.Error()))
+		// Every later sweep finds the row stale again: say it once, not every sweep.
+		if _, seen := s.unreadable.LoadOrStore(tenant+"/"+id, struct{}{}); !seen {
+			s.logger.WarnContext(ctx, "webhook secret unreadable, left as is", slog.String("tenant", tenant), slog.String("endpoint", id), slog.String("error", err.Error()))
+		}
 		return false, nil
 	}
 	sealed, err := s.keys.seal(tenant, id, secret)
@@ -660,17 +654,14 @@ func (s *Service) reencrypt(ctx context.Context, tx pgx.Tx, tenant, id, stored s
 	return err == nil, err
 }
 
-// RunDispatcher dispatches every Config.Interval until ctx ends.
+// RunDispatcher re-encrypts the stale secrets (ReencryptAll: at start, then every
+// resealInterval) and dispatches every Config.Interval until ctx ends.
 func (s *Service) RunDispatcher(ctx context.Context) error {
-	n, err := s.ReencryptAll(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.logger.WarnContext(ctx, "webhook secrets re-encryption failed", slog.String("error", err.Error()))
-	case n > 0:
-		s.logger.InfoContext(ctx, "webhook secrets re-encrypted", slog.Int("endpoints", n), slog.String("key_id", s.keys.active.id))
-	}
+	s.reseal(ctx)
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
+	reseal := time.NewTicker(resealInterval)
+	defer reseal.Stop()
 	for {
 		if _, err := s.DispatchOnce(ctx); err != nil && ctx.Err() == nil {
 			s.logger.WarnContext(ctx, "webhook dispatch failed", slog.String("error", err.Error()))
@@ -678,7 +669,20 @@ func (s *Service) RunDispatcher(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-reseal.C:
+			s.reseal(ctx)
 		case <-t.C:
 		}
+	}
+}
+
+// reseal is ReencryptAll for the dispatcher, which must not stop because of it.
+func (s *Service) reseal(ctx context.Context) {
+	n, err := s.ReencryptAll(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.logger.WarnContext(ctx, "webhook secrets re-encryption failed", slog.String("error", err.Error()))
+	case n > 0:
+		s.logger.InfoContext(ctx, "webhook secrets re-encrypted", slog.Int("endpoints", n), slog.String("key_id", s.keys.active.id))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -376,6 +377,133 @@ VALUES ($1, $2, $3, $4) RETURNING id::text`, owner.P.TenantID, rec.url("127.0.0.
 	if d.Status != "pending" || d.LastError == nil || !strings.Contains(*d.LastError, "not configured") || !strings.Contains(*d.LastError, webhooks.EnvSecretOldKeys) {
 		t.Fatalf("old key alone: %s (%v), want a retry naming %s", d.Status, ptr(d.LastError), webhooks.EnvSecretOldKeys)
 	}
+}
+
+// The delivery and API paths write no secret: a rotated service delivers the legacy and
+// old-key rows as they are, and the dispatcher re-seals them under the new key when it
+// starts. A secret no key opens is left as is, its delivery fails with the reason and is
+// retried, and the process logs it once, however many sweeps find it.
+func TestWebhookSecretResealedAtDispatcherStart(t *testing.T) {
+	e := apitest.New(t)
+	owner, _, _ := e.Tenant("acme")
+	rec := newReceiver(t)
+	policy := webhooks.Policy{AllowHTTP: true, AllowPrivate: true}
+	ctx := context.Background()
+	sealed := create(t, newService(t, e, webhooks.Config{SecretKey: keyOld, Destinations: policy}), owner, rec.url("127.0.0.1"))
+	insert := func(secret string) string {
+		var id string
+		err := e.Super.QueryRow(ctx, `INSERT INTO webhook_endpoints (tenant_id, url, secret, created_by)
+VALUES ($1, $2, $3, $4) RETURNING id::text`, owner.P.TenantID, rec.url("127.0.0.1"), secret, owner.P.UserID).Scan(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	legacyID := insert("whsec_" + strings.Repeat("cd", 32))
+	// Sealed under a key no replica has.
+	lostID := insert("enc:v1:0badc0de:" + strings.Repeat("A", 60))
+	before := map[string]string{}
+	for _, id := range []string{sealed.ID, legacyID, lostID} {
+		before[id], _ = storedSecret(t, e, id)
+	}
+	unchanged := func(when string) {
+		t.Helper()
+		for id, want := range before {
+			if got, _ := storedSecret(t, e, id); got != want {
+				t.Fatalf("%s: row %s rewritten", when, id)
+			}
+		}
+	}
+
+	logs := &warnings{}
+	rotated, err := webhooks.New(e.Pool, webhooks.Config{SecretKey: keyNew, OldSecretKeys: [][]byte{keyOld}, Destinations: policy,
+		Schedule: []time.Duration{time.Hour}, Timeout: 5 * time.Second}, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.List(ctx, owner.P); err != nil {
+		t.Fatal(err)
+	}
+	unchanged("after List")
+	enqueue(t, e, rotated, owner.P.TenantID, "evt-1")
+	dispatch(t, rotated)
+	unchanged("after DispatchOnce")
+	for _, id := range []string{sealed.ID, legacyID} {
+		if d := lastDelivery(t, rotated, owner, id); d.Status != "delivered" {
+			t.Fatalf("%s: %s (%v)", id, d.Status, ptr(d.LastError))
+		}
+	}
+	if d := lastDelivery(t, rotated, owner, lostID); d.Status != "pending" || d.Attempts != 1 || d.LastError == nil || !strings.Contains(*d.LastError, "cannot be decrypted") {
+		t.Fatalf("unreadable secret: %s after %d attempts (%v), want a retry with the reason", d.Status, d.Attempts, ptr(d.LastError))
+	}
+	if n := logs.count("webhook secret unreadable, left as is"); n != 0 {
+		t.Fatalf("the delivery path logged %d unreadable secrets", n)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rotated.RunDispatcher(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resealed := 0
+		for _, id := range []string{sealed.ID, legacyID} {
+			if _, keyID := storedSecret(t, e, id); keyID != nil && *keyID == rotated.ActiveKeyID() {
+				resealed++
+			}
+		}
+		if resealed == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("%d of 2 rows re-sealed by the dispatcher's start", resealed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := storedSecret(t, e, lostID); got != before[lostID] {
+		t.Fatalf("unreadable row rewritten: %q", got)
+	}
+	// Another sweep finds the unreadable row again, and says nothing more about it.
+	if n, err := rotated.ReencryptAll(ctx); err != nil || n != 0 {
+		t.Fatalf("second sweep = %d, %v; want nothing re-sealed", n, err)
+	}
+	if n := logs.count("webhook secret unreadable, left as is"); n != 1 {
+		t.Fatalf("unreadable secret logged %d times, want once", n)
+	}
+}
+
+// warnings records the messages logged at warning level or above.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, r.Message)
+		w.mu.Unlock()
+	}
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+func (w *warnings) count(msg string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, m := range w.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
 }
 
 // A service cannot start without a key for the secrets.

@@ -247,7 +247,7 @@ own).`,
 				return usageErrorf("REMOTE must name a file")
 			}
 			pr := a.newProgress(target, quiet)
-			resume, err := a.newFileResume(c.BaseURL(), local, st)
+			resume, err := a.newFileResume(c.BaseURL(), target, local, st)
 			if err != nil {
 				return err
 			}

@@ -21,20 +21,25 @@ const EnvCacheDir = "BITVAULT_CACHE_DIR"
 
 // resumeRecord is what put keeps on disk while a multipart upload is in progress: the
 // client's record, and what it was for (shown by nobody, but useful to whoever looks).
+// Remote is the target path put was given; records written before it was part of the key
+// have none.
 type resumeRecord struct {
 	client.ResumeRecord
 	Server    string    `json:"server"`
+	Remote    string    `json:"remote,omitempty"`
 	Local     string    `json:"local"`
 	ModTime   time.Time `json:"mod_time"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 // fileResume is a client.ResumeStore in one file under <cache>/uploads, named after the
-// server, the local file's absolute path, its size and its modification time: a file that
-// changed gets another record, so its stale upload is never resumed with other bytes.
+// target (server and remote path), the local file's absolute path, its size and its
+// modification time: a file that changed gets another record, so its stale upload is never
+// resumed with other bytes, and uploads of one file to two remote paths have a record each.
 type fileResume struct {
 	path    string
 	server  string
+	remote  string
 	local   string
 	modTime time.Time
 }
@@ -52,8 +57,9 @@ func (a *app) uploadsDir() (string, error) {
 	return filepath.Join(dir, "uploads"), nil
 }
 
-// newFileResume returns the resume store of local (st is its stat) uploaded to server.
-func (a *app) newFileResume(server, local string, st fs.FileInfo) (*fileResume, error) {
+// newFileResume returns the resume store of local (st is its stat) uploaded to remote on
+// server.
+func (a *app) newFileResume(server, remote, local string, st fs.FileInfo) (*fileResume, error) {
 	dir, err := a.uploadsDir()
 	if err != nil {
 		return nil, err
@@ -63,12 +69,12 @@ func (a *app) newFileResume(server, local string, st fs.FileInfo) (*fileResume, 
 		return nil, err
 	}
 	h := sha256.New()
-	for _, s := range []string{server, abs, strconv.FormatInt(st.Size(), 10), strconv.FormatInt(st.ModTime().UnixNano(), 10)} {
+	for _, s := range []string{server, remote, abs, strconv.FormatInt(st.Size(), 10), strconv.FormatInt(st.ModTime().UnixNano(), 10)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
 	name := hex.EncodeToString(h.Sum(nil))[:32] + ".json"
-	return &fileResume{path: filepath.Join(dir, name), server: server, local: abs, modTime: st.ModTime()}, nil
+	return &fileResume{path: filepath.Join(dir, name), server: server, remote: remote, local: abs, modTime: st.ModTime()}, nil
 }
 
 // Load implements client.ResumeStore; an unreadable record counts as none.
@@ -93,7 +99,7 @@ func (f *fileResume) Save(rec client.ResumeRecord) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(resumeRecord{ResumeRecord: rec, Server: f.server, Local: f.local, ModTime: f.modTime, CreatedAt: time.Now().UTC()}, "", "  ")
+	b, err := json.MarshalIndent(resumeRecord{ResumeRecord: rec, Server: f.server, Remote: f.remote, Local: f.local, ModTime: f.modTime, CreatedAt: time.Now().UTC()}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -124,9 +130,11 @@ func (f *fileResume) Clear() error {
 	return nil
 }
 
-// Stale returns the other records of the same local file on the same server: records made
+// Stale returns the other records of the same local file to the same target: records made
 // when the file had another size or modification time, whose uploads can never be resumed
-// (their content is not the file's any more). Unreadable records are skipped.
+// (their content is not the file's any more), and the file's records from before the remote
+// path was part of the key (never loaded again). Records of the file's uploads to other
+// remote paths are not stale. Unreadable records are skipped.
 func (f *fileResume) Stale() ([]*fileResume, []client.ResumeRecord) {
 	entries, err := os.ReadDir(filepath.Dir(f.path))
 	if err != nil {
@@ -144,10 +152,10 @@ func (f *fileResume) Stale() ([]*fileResume, []client.ResumeRecord) {
 			continue
 		}
 		var r resumeRecord
-		if json.Unmarshal(b, &r) != nil || r.UploadID == "" || r.Server != f.server || r.Local != f.local {
+		if json.Unmarshal(b, &r) != nil || r.UploadID == "" || r.Server != f.server || r.Local != f.local || r.Remote != "" && r.Remote != f.remote {
 			continue
 		}
-		stores = append(stores, &fileResume{path: path, server: r.Server, local: r.Local, modTime: r.ModTime})
+		stores = append(stores, &fileResume{path: path, server: r.Server, remote: r.Remote, local: r.Local, modTime: r.ModTime})
 		recs = append(recs, r.ResumeRecord)
 	}
 	return stores, recs

@@ -49,6 +49,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bitvault/bitvault/service/internal/client"
+	"github.com/bitvault/bitvault/service/internal/db"
 	"github.com/bitvault/bitvault/service/internal/files"
 	bvsync "github.com/bitvault/bitvault/service/internal/sync"
 )
@@ -527,12 +528,11 @@ SELECT $1, $2 + row_number() OVER (ORDER BY name), id, 'create', 'file', $3, nam
 }
 
 func explainQueries(ctx context.Context, appDSN, tenant, parent, midName string, midSeq int64) (map[string]string, error) {
-	cfg, err := pgx.ParseConfig(appDSN)
+	cfg, err := db.ParseConfig(appDSN) // bitvaultd's session settings
 	if err != nil {
 		return nil, err
 	}
-	cfg.RuntimeParams["jit"] = "off" // as bitvaultd's connections (db.Open)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return nil, err
 	}

@@ -136,13 +136,14 @@ type Retryer interface {
 
 // WriteError answers with err's code and message when it is (or wraps) a *Coded, and with a
 // 500 "internal" otherwise, whose details go to logger (never to the client). An err that is
-// (or wraps) a Retryer also sets Retry-After, in whole seconds rounded up.
+// (or wraps) a Retryer as well as a *Coded also sets Retry-After, in whole seconds rounded
+// up (never on the 500: a failure nobody described says nothing about when to retry).
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
-	if re, ok := errors.AsType[Retryer](err); ok {
-		secs := max(1, (re.RetryAfter()+time.Second-1)/time.Second)
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-	}
 	if c, ok := errors.AsType[*Coded](err); ok {
+		if re, ok := errors.AsType[Retryer](err); ok {
+			secs := max(1, (re.RetryAfter()+time.Second-1)/time.Second)
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+		}
 		WriteCode(w, r, c.Code, c.Message)
 		return
 	}

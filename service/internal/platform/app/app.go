@@ -54,6 +54,10 @@ type Env struct {
 	Logger *slog.Logger
 	// Checks takes the binary's readiness checks.
 	Checks *health.Checker
+	// ShuttingDown is closed when the server's shutdown begins: after the drain delay (while
+	// it lasts, the server still serves normally), right before in-flight requests are
+	// waited for. Long-running requests (long polls) should end then.
+	ShuttingDown <-chan struct{}
 }
 
 // Module is what Spec.Init returns; both fields may be nil.
@@ -117,9 +121,13 @@ func Run(ctx context.Context, spec Spec, stdout io.Writer, lookupEnv func(string
 	checks := health.New(0)
 	checks.Add("writable_dir", writable.HealthCheck(cfg.DataDir))
 
+	shuttingDown := make(chan struct{})
+	var shutdownOnce sync.Once
+	startShutdown := func() { shutdownOnce.Do(func() { close(shuttingDown) }) }
+	defer startShutdown()
 	var mod Module
 	if spec.Init != nil {
-		mod, err = spec.Init(ctx, Env{Config: cfg, Lookup: lookupEnv, Logger: logger, Checks: checks})
+		mod, err = spec.Init(ctx, Env{Config: cfg, Lookup: lookupEnv, Logger: logger, Checks: checks, ShuttingDown: shuttingDown})
 		if err != nil {
 			if errors.Is(err, ErrConfig) {
 				logger.Error("invalid configuration", slog.String("error", err.Error()))
@@ -169,7 +177,9 @@ func Run(ctx context.Context, spec Spec, stdout io.Writer, lookupEnv func(string
 		Drainer:         checks,
 		DrainDelay:      cfg.DrainDelay,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		OnShutdown:      startShutdown,
 	})
+	startShutdown() // also when serving failed
 	cancel(nil)
 	wg.Wait()
 

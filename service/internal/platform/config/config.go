@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,4 +167,28 @@ func DecodeBase64(s string) ([]byte, error) {
 		}
 	}
 	return nil, firstErr
+}
+
+// ParsePrefixes reads a comma-separated list of networks given in the environment (trusted
+// proxies, allowed destinations): CIDRs, masked (10.1.2.3/16 is 10.1.0.0/16), or bare
+// addresses, which stand for themselves (/32, /128; an IPv4-mapped IPv6 address is its IPv4
+// one). Blank entries are skipped; an address with an IPv6 zone is refused, since a prefix
+// has none. Errors quote the entry but not the variable, which the caller names.
+func ParsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q is not a CIDR (e.g. 10.1.2.0/24) or an address", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -89,3 +89,36 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePrefixes(t *testing.T) {
+	tests := []struct {
+		in, want string // want: the prefixes joined by ",", or "error"
+	}{
+		{"", ""},
+		{" 10.1.2.3/16, 192.0.2.1 ,,fd00::1/8", "10.1.0.0/16,192.0.2.1/32,fd00::/8"},
+		{"2001:db8::1", "2001:db8::1/128"},
+		{"::ffff:198.51.100.1", "198.51.100.1/32"},
+		{"10.0.0.0/33", "error"},
+		{"10.0.0.0/8,ingress", "error"},
+		{"fe80::1%eth0", "error"},
+		{"fe80::%eth0/64", "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParsePrefixes(tt.in)
+			if tt.want == "error" {
+				if err == nil || !strings.Contains(err.Error(), "is not a CIDR") {
+					t.Fatalf("ParsePrefixes(%q) = %v, %v; want an error", tt.in, got, err)
+				}
+				return
+			}
+			var s []string
+			for _, p := range got {
+				s = append(s, p.String())
+			}
+			if err != nil || strings.Join(s, ",") != tt.want {
+				t.Fatalf("ParsePrefixes(%q) = %v, %v; want %s", tt.in, s, err, tt.want)
+			}
+		})
+	}
+}

@@ -44,6 +44,10 @@ type Options struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds http.Server.Shutdown (waiting for in-flight requests).
 	ShutdownTimeout time.Duration
+	// OnShutdown, if set, is called once the drain delay is over, right before
+	// http.Server.Shutdown: long-running requests (long polls) end then, not while load
+	// balancers may still route traffic here.
+	OnShutdown func()
 }
 
 // SignalContext returns a context that ends on the first SIGTERM or SIGINT. After that the
@@ -63,7 +67,7 @@ func ListenAndServe(ctx context.Context, addr string, opts Options) error {
 }
 
 // Serve serves on ln until ctx ends, then: tells the Drainer, keeps serving for DrainDelay,
-// and shuts the server down within ShutdownTimeout. It returns nil after a clean shutdown,
+// calls OnShutdown and shuts the server down within ShutdownTimeout. It returns nil after a clean shutdown,
 // and an error if serving failed or in-flight requests outlived the timeout (those
 // connections are then closed).
 func Serve(ctx context.Context, ln net.Listener, opts Options) error {
@@ -108,6 +112,9 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 	}
 
 	logger.Info("shutting down", slog.Duration("timeout", opts.ShutdownTimeout))
+	if opts.OnShutdown != nil {
+		opts.OnShutdown()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -91,6 +91,57 @@ func TestServeDrainThenShutdown(t *testing.T) {
 	}
 }
 
+// TestServeOnShutdown: OnShutdown is called once the drain delay is over, not when it
+// starts: a long-running request that ends on it (a long poll) goes on while draining, then
+// ends, and the shutdown is clean.
+func TestServeOnShutdown(t *testing.T) {
+	const drain = 400 * time.Millisecond
+	stop := make(chan struct{})
+	var stoppedAt time.Time
+	mux := http.NewServeMux()
+	mux.HandleFunc("/poll", func(w http.ResponseWriter, r *http.Request) {
+		<-stop
+		_, _ = io.WriteString(w, "stopped")
+	})
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, ln, Options{Handler: mux, DrainDelay: drain, ShutdownTimeout: 2 * time.Second,
+			OnShutdown: func() { stoppedAt = time.Now(); close(stop) }})
+	}()
+	answered := make(chan time.Time, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/poll")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		answered <- time.Now()
+	}()
+	time.Sleep(50 * time.Millisecond) // the request is in flight
+	start := time.Now()
+	cancel()
+	select {
+	case <-answered:
+		t.Fatal("the long request ended when draining started, not after the drain delay")
+	case <-time.After(drain / 2):
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil: OnShutdown ends the long request before the shutdown waits for it", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	at := <-answered
+	if stoppedAt.Sub(start) < drain || at.Before(stoppedAt) {
+		t.Errorf("OnShutdown called %s after cancel, the request answered %s after: want both after the %s drain delay",
+			stoppedAt.Sub(start), at.Sub(start), drain)
+	}
+}
+
 func TestServeShutdown(t *testing.T) {
 	tests := []struct {
 		name      string

@@ -1,7 +1,19 @@
-// Package uuid parses the UUIDs of API paths and bodies.
+// Package uuid makes and parses the UUIDs of API paths, bodies and rows.
 package uuid
 
-import "encoding/hex"
+import (
+	"crypto/rand"
+	"encoding/hex"
+)
+
+// New returns a random (version 4, RFC 9562) UUID in the canonical lower-case form.
+func New() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])  // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant 10
+	return Format(b)
+}
 
 // Parse accepts the canonical 36-character form (any case) and returns it lower-case; ok is
 // false for anything else.

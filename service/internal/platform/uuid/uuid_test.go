@@ -1,6 +1,9 @@
 package uuid
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParse(t *testing.T) {
 	for _, tt := range []struct {
@@ -17,5 +20,22 @@ func TestParse(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("Parse(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		id := New()
+		if got, ok := Parse(id); !ok || got != id {
+			t.Fatalf("New() = %q: not canonical (Parse: %q, %v)", id, got, ok)
+		}
+		if id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("New() = %q: want version 4, variant 10", id)
+		}
+		if seen[id] {
+			t.Fatalf("New() repeated %q", id)
+		}
+		seen[id] = true
 	}
 }
